@@ -1,0 +1,39 @@
+"""The ``songexplorer`` command line: every action of the platform, for scripting.
+
+Each command is a module of this package with ``register(subparsers)`` and ``run(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Command modules, in the order ``--help`` lists them.
+COMMANDS = ("init",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="songexplorer",
+        description="Find, label and measure animal song (SongExplorer's workflow, on Dagster).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"songexplorer_core.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        # Our errors name the file and the fix: show them without a traceback.
+        print(f"songexplorer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""A songexplorer-dagster project folder.
+
+::
+
+    <project>/
+      songexplorer.toml     settings shared by every step (audio_tic_rate, audio_nchannels)
+      groundtruth/          a SongExplorer ground-truth folder: WAVs and their CSVs, any depth.
+                            Read, never modified or deleted, except the annotator's own
+                            -annotated-<name>.csv files.
+      outputs/              everything derived (detections, models, probabilities, ...)
+      dagster_home/         the Dagster instance (SQLite storage, logs, dagster.yaml)
+      mlflow/               MLflow tracking store and artifacts
+
+The project is chosen by ``SONGEXPLORER_PROJECT`` (default ``./songexplorer-project``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from songexplorer_core.annotations import is_ignored_folder
+from songexplorer_core.atomic import atomic_write, is_temporary
+from songexplorer_core.audio import RecordingError, is_recording, recording_info
+
+PROJECT_ENV = "SONGEXPLORER_PROJECT"
+DEFAULT_PROJECT_DIR = "songexplorer-project"
+SETTINGS_FILE = "songexplorer.toml"
+DEFAULT_TIC_RATE = 2500
+
+
+class ProjectError(ValueError):
+    """The project folder is missing or inconsistent; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """Settings every step agrees on (SongExplorer's configuration.py)."""
+
+    audio_tic_rate: int = DEFAULT_TIC_RATE  #: Hz; every recording must have this rate
+    audio_nchannels: int = 1  #: every recording must have this many channels
+
+
+@dataclass(frozen=True)
+class Project:
+    """Paths of a project folder; see the module docstring for the layout."""
+
+    root: Path
+
+    @property
+    def groundtruth(self) -> Path:
+        return self.root / "groundtruth"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / SETTINGS_FILE
+
+    def settings(self) -> ProjectSettings:
+        """Read ``songexplorer.toml`` (defaults where absent)."""
+        if not self.settings_path.exists():
+            return ProjectSettings()
+        try:
+            data = tomllib.loads(self.settings_path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ProjectError(f"{self.settings_path}: not valid TOML ({error}).") from error
+        known = {k: data[k] for k in ("audio_tic_rate", "audio_nchannels") if k in data}
+        return ProjectSettings(**{k: int(v) for k, v in known.items()})
+
+    def output_dir(self, name: str) -> Path:
+        """``outputs/<name>``, created if needed."""
+        path = self.outputs / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def project_from_env(default: str | os.PathLike | None = None) -> Project:
+    """The project named by ``SONGEXPLORER_PROJECT`` (or ``default``, or ./songexplorer-project)."""
+    root = os.environ.get(PROJECT_ENV) or default or DEFAULT_PROJECT_DIR
+    return Project(Path(root).expanduser().resolve())
+
+
+# --------------------------------------------------------------------------------------------
+# recordings and their partition keys
+
+
+def recording_key(relative_path: str | os.PathLike) -> str:
+    """A stable key for a recording from its path relative to ``groundtruth/``.
+
+    Safe as a file name and as a Dagster partition key: ``/`` becomes ``%2F`` and ``%``
+    becomes ``%25`` (a reversible encoding), so ``round1/PS.wav`` -> ``round1%2FPS.wav`` and a
+    recording at the top level keeps its own name.
+    """
+    text = Path(relative_path).as_posix()
+    if text.startswith("/") or ".." in Path(text).parts:
+        raise ProjectError(f"{relative_path}: recording paths must be relative to groundtruth/ and stay inside it")
+    return text.replace("%", "%25").replace("/", "%2F")
+
+
+def recording_relpath(key: str) -> Path:
+    """Inverse of :func:`recording_key`: the recording's path relative to ``groundtruth/``."""
+    relative = Path(key.replace("%2F", "/").replace("%25", "%"))
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ProjectError(f"{key!r} is not a recording key")
+    return relative
+
+
+def find_recordings(groundtruth: str | os.PathLike) -> dict[str, Path]:
+    """All recordings under a ground-truth folder, ``{key: absolute path}``, sorted by key.
+
+    Skips hidden and temporary files and ``oldfiles-*``/``congruence-*`` folders.
+    """
+    root = Path(groundtruth)
+    if not root.is_dir():
+        return {}
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or not is_recording(path) or is_temporary(path):
+            continue
+        if is_ignored_folder(path, root):
+            continue
+        found[recording_key(path.relative_to(root))] = path
+    return found
+
+
+def recording_path(project: Project, key: str) -> Path:
+    """The absolute path of recording ``key``, refusing anything outside ``groundtruth/``."""
+    path = (project.groundtruth / recording_relpath(key)).resolve()
+    root = project.groundtruth.resolve()
+    if root not in path.parents:
+        raise ProjectError(f"{key!r} resolves outside {root}")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# creating projects
+
+# The instance template ships inside songexplorer_dagster (a link to the repo-root dagster.yaml).
+_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "songexplorer_dagster" / "dagster.yaml"
+
+
+def write_settings(project: Project, settings: ProjectSettings) -> None:
+    text = (
+        "# songexplorer-dagster project settings (SongExplorer's configuration.py)\n"
+        f"audio_tic_rate = {int(settings.audio_tic_rate)}  # Hz: every recording must have this rate\n"
+        f"audio_nchannels = {int(settings.audio_nchannels)}  # every recording must have this many channels\n"
+    )
+    with atomic_write(project.settings_path) as handle:
+        handle.write(text)
+
+
+def init_project(
+    directory: str | os.PathLike,
+    *,
+    from_groundtruth: str | os.PathLike | None = None,
+    link: bool = False,
+    settings: ProjectSettings | None = None,
+) -> Project:
+    """Create a project folder (idempotent for an existing project).
+
+    Args:
+        directory: the project folder to create.
+        from_groundtruth: an existing SongExplorer ground-truth folder to copy (or link) in.
+        link: symlink ``groundtruth/`` to ``from_groundtruth`` instead of copying it.
+        settings: rate and channels; by default read off the first recording found.
+    """
+    project = Project(Path(directory).expanduser().resolve())
+    project.root.mkdir(parents=True, exist_ok=True)
+    if from_groundtruth is not None:
+        source = Path(from_groundtruth).expanduser().resolve()
+        if not source.is_dir():
+            raise ProjectError(f"{source}: not a folder; --from takes a SongExplorer ground-truth folder.")
+        if source == project.root or source in project.root.parents:
+            raise ProjectError(
+                f"{project.root} is inside {source}: put the project folder outside the "
+                f"ground-truth folder it copies from."
+            )
+        if project.groundtruth.exists() or project.groundtruth.is_symlink():
+            if project.groundtruth.resolve() != source:
+                raise ProjectError(
+                    f"{project.groundtruth} already exists; use a new project folder or remove it first."
+                )
+        elif link:
+            project.groundtruth.symlink_to(source, target_is_directory=True)
+        else:
+            shutil.copytree(source, project.groundtruth, ignore=shutil.ignore_patterns(".*"))
+    project.groundtruth.mkdir(exist_ok=True)
+    project.outputs.mkdir(exist_ok=True)
+    project.dagster_home.mkdir(exist_ok=True)
+    project.mlflow_dir.mkdir(exist_ok=True)
+    instance_yaml = project.dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        shutil.copyfile(_DAGSTER_YAML, instance_yaml)
+    if not project.settings_path.exists():
+        if settings is None:
+            settings = _settings_from_recordings(project)
+        write_settings(project, settings)
+    return project
+
+
+def _settings_from_recordings(project: Project) -> ProjectSettings:
+    for path in find_recordings(project.groundtruth).values():
+        try:
+            info = recording_info(path)
+        except RecordingError:
+            continue
+        return ProjectSettings(audio_tic_rate=info.rate, audio_nchannels=info.channels)
+    return ProjectSettings()
