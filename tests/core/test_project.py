@@ -1,0 +1,64 @@
+"""Project folders: layout, recording keys, and never touching the ground truth."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from songexplorer_core.project import (
+    Project, ProjectError, find_recordings, init_project, recording_key, recording_path, recording_relpath,
+)
+
+
+def make_groundtruth(root):
+    (root / "round1").mkdir(parents=True)
+    soundfile.write(str(root / "round1" / "a.wav"), np.zeros(2500, np.int16), 5000, subtype="PCM_16")
+    soundfile.write(str(root / "b.wav"), np.zeros(2500, np.int16), 5000, subtype="PCM_16")
+    (root / "b.wav-annotated-p.csv").write_text("b.wav,1,2,annotated,x\n")
+    return root
+
+
+@pytest.mark.parametrize("relative", ["a.wav", "round1/a.wav", "x%2F/y.wav", "dir with space/r.wav"])
+def test_recording_keys_are_reversible_and_flat(relative):
+    key = recording_key(relative)
+    assert "/" not in key
+    assert recording_relpath(key).as_posix() == relative
+
+
+def test_keys_that_escape_the_groundtruth_are_refused(tmp_path):
+    with pytest.raises(ProjectError):
+        recording_key("../secret.wav")
+    with pytest.raises(ProjectError):
+        recording_path(Project(tmp_path), "..%2Fsecret.wav")
+
+
+def test_init_from_groundtruth_copies_without_modifying_and_reads_rate(tmp_path):
+    source = make_groundtruth(tmp_path / "lab-data")
+    before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    project = init_project(tmp_path / "proj", from_groundtruth=source)
+    assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == before
+    assert project.settings().audio_tic_rate == 5000
+    assert sorted(find_recordings(project.groundtruth)) == ["b.wav", "round1%2Fa.wav"]
+    assert (project.dagster_home / "dagster.yaml").exists()
+    # idempotent without --from; a second --from into a filled project is refused (no merging)
+    assert init_project(tmp_path / "proj") == project
+    with pytest.raises(ProjectError, match="already exists"):
+        init_project(tmp_path / "proj", from_groundtruth=source)
+
+
+def test_init_can_link_instead_of_copy(tmp_path):
+    source = make_groundtruth(tmp_path / "lab-data")
+    project = init_project(tmp_path / "proj", from_groundtruth=source, link=True)
+    assert project.groundtruth.is_symlink() and len(find_recordings(project.groundtruth)) == 2
+
+
+def test_project_inside_its_own_source_is_refused(tmp_path):
+    source = make_groundtruth(tmp_path / "lab-data")
+    with pytest.raises(ProjectError, match="inside"):
+        init_project(source / "proj", from_groundtruth=source)
+
+
+def test_cli_init(tmp_path, capsys):
+    from songexplorer_core.cli import main
+    source = make_groundtruth(tmp_path / "lab-data")
+    assert main(["init", str(tmp_path / "p"), "--from", str(source)]) == 0
+    assert "2 recording(s), 5000 Hz" in capsys.readouterr().out
