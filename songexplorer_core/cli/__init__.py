@@ -10,7 +10,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init",)
+COMMANDS = ("init", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""``songexplorer demo DIR``: create a project filled with synthetic song and seed annotations."""
+
+from __future__ import annotations
+
+from songexplorer_core.demo import add_demo_recording, make_demo_project
+from songexplorer_core.project import Project, find_recordings
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="create a demo project of synthetic fly song",
+        description="Create a project whose groundtruth/ holds synthetic fly-like song (pulse trains, "
+        "sine bouts, ambient noise with clicks) and sparse seed annotations "
+        "(<wav>-annotated-seed.csv) on all but the last recording. Running it again changes nothing.",
+    )
+    parser.add_argument("directory", help="the project folder")
+    parser.add_argument("--recordings", type=int, default=3, help="number of recordings (default 3)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per recording (default 60)")
+    parser.add_argument("--rate", type=int, default=2500, help="sample rate, Hz (default 2500)")
+    parser.add_argument("--annotations-per-label", type=int, default=30,
+                        help="seed annotations per label per annotated recording (default 30)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--add-recording", action="store_true",
+                        help="add one more unannotated recording to an existing project (as a lab "
+                        "copies in a new WAV) and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.add_recording:
+        path = add_demo_recording(Project(__import__("pathlib").Path(args.directory).resolve()),
+                                  duration_s=args.duration, seed=args.seed + 1000)
+        print(f"added {path}")
+        return 0
+    project = make_demo_project(
+        args.directory, nrecordings=args.recordings, duration_s=args.duration, rate=args.rate,
+        annotations_per_label=args.annotations_per_label, seed=args.seed, progress=print,
+    )
+    print(f"demo project {project.root}: {len(find_recordings(project.groundtruth))} recording(s)")
+    return 0

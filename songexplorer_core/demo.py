@@ -1,0 +1,69 @@
+"""A demo project filled with synthetic fly song and seed annotations.
+
+It mirrors SongExplorer's tutorial: the first recordings carry sparse seed annotations (as a
+person makes to start training: pulses as points, sine and ambient as ranges), the last one
+carries none, like a new recording waiting to be classified.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from songexplorer_core.annotations import annotated_csv_name, write_intervals_csv
+from songexplorer_core.project import Project, ProjectSettings, init_project
+from songexplorer_core.synth import SongParams, make_song, seed_annotations, write_song
+
+DEMO_ANNOTATOR = "seed"
+
+
+def make_demo_project(
+    directory: str | os.PathLike,
+    *,
+    nrecordings: int = 3,
+    duration_s: float = 60.0,
+    rate: int = 2500,
+    annotations_per_label: int = 30,
+    nannotated: int | None = None,
+    seed: int = 1,
+    progress=None,
+) -> Project:
+    """Create (or complete) a demo project of synthetic recordings.
+
+    Args:
+        directory: project folder.
+        nrecordings: how many recordings (``demo-<i>.wav``) to generate.
+        duration_s: length of each recording, seconds.
+        rate: sample rate, Hz.
+        annotations_per_label: seed annotations per label in each annotated recording.
+        nannotated: how many recordings get seed annotations (default: all but the last).
+        seed: random seed; the same seed gives the same project.
+        progress: optional callable ``progress(message)``.
+
+    Existing recordings are left as they are, so running it twice changes nothing.
+    """
+    project = init_project(directory, settings=ProjectSettings(audio_tic_rate=rate, audio_nchannels=1))
+    if nannotated is None:
+        nannotated = max(1, nrecordings - 1)
+    for index in range(nrecordings):
+        wav_name = f"demo-{index + 1}.wav"
+        wav_path = project.groundtruth / wav_name
+        if wav_path.exists():
+            continue
+        song = make_song(duration_s, rate, SongParams(), seed=seed * 1000 + index, wav=wav_name)
+        if index < nannotated:
+            seeds = seed_annotations(song, annotations_per_label, seed=seed * 1000 + index)
+            write_intervals_csv(seeds, project.groundtruth / annotated_csv_name(wav_name, DEMO_ANNOTATOR))
+        # the recording last, so a watching sensor never sees it without its annotations
+        write_song(song, wav_path)
+        if progress:
+            progress(f"wrote {wav_path}")
+    return project
+
+
+def add_demo_recording(project: Project, *, duration_s: float = 60.0, seed: int = 99) -> Path:
+    """Drop one more synthetic recording into ``groundtruth/`` (as a lab would copy a new WAV)."""
+    existing = sorted(project.groundtruth.glob("demo-*.wav"))
+    wav_name = f"demo-{len(existing) + 1}.wav"
+    song = make_song(duration_s, project.settings().audio_tic_rate, SongParams(), seed=seed, wav=wav_name)
+    return write_song(song, project.groundtruth / wav_name)
