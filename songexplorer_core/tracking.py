@@ -1,0 +1,285 @@
+"""Every trained model is an MLflow run; the project's registered model holds its versions.
+
+The tracking store defaults to SQLite and an artifact folder inside the project
+(``<project>/mlflow/``); any tracking URI can be configured instead. The version with the best
+validation F1 carries the alias ``champion`` unless a person has pinned one (a registered-model
+tag), so classification always knows which model to use.
+
+mlflow is imported inside the functions: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+CHAMPION_ALIAS = "champion"
+#: Registered-model tag naming the version a person pinned as champion.
+PINNED_TAG = "pinned_champion_version"
+#: Run metric that picks the champion when none is pinned.
+DEFAULT_CHAMPION_METRIC = "validation_f1_macro"
+#: Artifact folder, inside each run, holding the model exactly as songexplorer_core saves it.
+MODEL_FOLDER_ARTIFACT = "trained_model"
+
+
+class TrackingError(RuntimeError):
+    """MLflow has no such model/version, or the store is unreachable; the message says which."""
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where runs and models go.
+
+    Attributes:
+        tracking_uri: e.g. ``sqlite:////path/project/mlflow/mlflow.db`` or ``http://host:5000``.
+        artifact_location: where a new experiment stores artifacts (``None``: the server decides).
+        experiment: experiment name; one per project.
+        registered_model: registered model name; one per project.
+        ui_url: base address of the MLflow UI, for links.
+    """
+
+    tracking_uri: str
+    artifact_location: str | None = None
+    experiment: str = "songexplorer"
+    registered_model: str = "songexplorer"
+    ui_url: str = "http://127.0.0.1:5000"
+
+    @classmethod
+    def for_project_dir(cls, mlflow_dir: str | os.PathLike, **overrides) -> "TrackingConfig":
+        """SQLite store and artifacts inside ``mlflow_dir`` (a project's ``mlflow/`` folder)."""
+        mlflow_dir = Path(mlflow_dir).resolve()
+        mlflow_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            tracking_uri=f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            artifact_location=(mlflow_dir / "artifacts").as_uri(),
+            **overrides,
+        )
+
+    def client(self):
+        import mlflow
+
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass(frozen=True)
+class TrackedModel:
+    """A logged training run and the registered model version it produced."""
+
+    run_id: str
+    experiment_id: str
+    version: str
+    run_url: str
+    champion_version: str | None
+
+
+def _experiment_id(config: TrackingConfig) -> str:
+    client = config.client()
+    experiment = client.get_experiment_by_name(config.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(config.experiment, artifact_location=config.artifact_location)
+
+
+def flatten_params(params: Mapping, prefix: str = "") -> dict[str, str]:
+    """Nested hyperparameters -> flat ``{"a.b": "value"}`` strings, as MLflow params want."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = ",".join(str(v) for v in value)
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def log_training_run(
+    config: TrackingConfig,
+    *,
+    params: Mapping,
+    history: pd.DataFrame | None,
+    metrics: Mapping[str, float],
+    model_dir: str | os.PathLike,
+    keras_model=None,
+    artifacts: list[str | os.PathLike] = (),
+    tags: Mapping[str, str] | None = None,
+    run_name: str | None = None,
+    champion_metric: str = DEFAULT_CHAMPION_METRIC,
+) -> TrackedModel:
+    """Log one training as an MLflow run and register its model as a new version.
+
+    Args:
+        params: every hyperparameter (nested mappings are flattened to ``a.b``).
+        history: per-step curves; every numeric column except ``step`` is logged as a metric
+            at its ``step``.
+        metrics: final metrics, e.g. ``validation_f1_macro``, ``validation_f1_<label>``.
+        model_dir: the folder ``songexplorer_core.models.save_trained_model`` wrote; logged as
+            the ``trained_model`` artifact so classification gets labels, rates and weights.
+        keras_model: the Keras model, also logged in MLflow's Keras flavour (loadable with
+            ``mlflow.keras.load_model``) and registered; if ``None`` the folder is registered.
+        artifacts: further files or folders (plots, thresholds, confusion matrices).
+        champion_metric: run metric that decides the champion alias afterwards.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+    experiment_id = _experiment_id(config)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        flat = flatten_params(params)
+        for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(list(flat.items())[start : start + 100]))
+        if history is not None and len(history):
+            for column in history.columns:
+                if column == "step" or not pd.api.types.is_numeric_dtype(history[column]):
+                    continue
+                for step, value in zip(history["step"], history[column]):
+                    if _finite(value):
+                        mlflow.log_metric(column, float(value), step=int(step))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
+        if tags:
+            mlflow.set_tags(dict(tags))
+        mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_FOLDER_ARTIFACT)
+        for artifact in artifacts:
+            artifact = Path(artifact)
+            if artifact.is_dir():
+                mlflow.log_artifacts(str(artifact), artifact_path=artifact.name)
+            elif artifact.exists():
+                mlflow.log_artifact(str(artifact))
+        if keras_model is not None:
+            import mlflow.keras
+
+            info = mlflow.keras.log_model(keras_model, name="model", registered_model_name=config.registered_model)
+            version = str(info.registered_model_version)
+        else:
+            # MLflow 3 resolves runs:/ URIs to LoggedModels only; register the folder's artifact URI.
+            client = config.client()
+            try:
+                client.get_registered_model(config.registered_model)
+            except Exception:  # noqa: BLE001 - first version of this project's model
+                client.create_registered_model(config.registered_model)
+            source = f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER_ARTIFACT}"
+            version = str(
+                client.create_model_version(config.registered_model, source, run_id=run.info.run_id).version
+            )
+        run_id = run.info.run_id
+    champion = update_champion(config, metric=champion_metric)
+    return TrackedModel(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        version=version,
+        run_url=config.run_url(experiment_id, run_id),
+        champion_version=champion,
+    )
+
+
+def model_versions(config: TrackingConfig, metric: str = DEFAULT_CHAMPION_METRIC) -> pd.DataFrame:
+    """One row per registered version: version, run_id, the metric, aliases, creation time."""
+    client = config.client()
+    rows = []
+    for version in client.search_model_versions(f"name='{config.registered_model}'"):
+        value = float("nan")
+        if version.run_id:
+            value = client.get_run(version.run_id).data.metrics.get(metric, float("nan"))
+        rows.append(
+            {
+                "version": str(version.version),
+                "run_id": version.run_id,
+                metric: value,
+                "aliases": ",".join(version.aliases or []),
+                "created_ms": int(version.creation_timestamp or 0),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["version", "run_id", metric, "aliases", "created_ms"])
+    return frame.sort_values("version", key=lambda s: s.astype(int)).reset_index(drop=True)
+
+
+def update_champion(config: TrackingConfig, metric: str = DEFAULT_CHAMPION_METRIC) -> str | None:
+    """Point the ``champion`` alias at the pinned version, else at the best version by ``metric``
+    (ties go to the newer version). Returns the champion version, or ``None`` if none has the metric."""
+    client = config.client()
+    try:
+        registered = client.get_registered_model(config.registered_model)
+    except Exception:  # noqa: BLE001 - no model registered yet
+        return None
+    pinned = (registered.tags or {}).get(PINNED_TAG)
+    if pinned:
+        client.set_registered_model_alias(config.registered_model, CHAMPION_ALIAS, pinned)
+        return pinned
+    versions = model_versions(config, metric)
+    versions = versions[versions[metric].map(_finite)]
+    if versions.empty:
+        return None
+    best = versions.assign(v=versions["version"].astype(int)).sort_values([metric, "v"]).iloc[-1]
+    client.set_registered_model_alias(config.registered_model, CHAMPION_ALIAS, best["version"])
+    return str(best["version"])
+
+
+def pin_champion(config: TrackingConfig, version: str | int | None) -> str | None:
+    """Pin ``version`` as champion (a person's choice overrides the metric); ``None`` unpins and
+    lets the metric decide again. Returns the champion version afterwards."""
+    client = config.client()
+    if version is None:
+        try:
+            client.delete_registered_model_tag(config.registered_model, PINNED_TAG)
+        except Exception:  # noqa: BLE001 - nothing pinned
+            pass
+        return update_champion(config)
+    client.get_model_version(config.registered_model, str(version))  # raises for an unknown version
+    client.set_registered_model_tag(config.registered_model, PINNED_TAG, str(version))
+    return update_champion(config)
+
+
+def champion_version(config: TrackingConfig):
+    """The ModelVersion carrying the champion alias; :class:`TrackingError` if there is none."""
+    client = config.client()
+    try:
+        return client.get_model_version_by_alias(config.registered_model, CHAMPION_ALIAS)
+    except Exception as error:  # noqa: BLE001
+        raise TrackingError(
+            f"registered model {config.registered_model!r} at {config.tracking_uri} has no "
+            f"{CHAMPION_ALIAS!r} version yet: train a model first (materialise trained_model)."
+        ) from error
+
+
+def download_model_folder(config: TrackingConfig, version: str | int, dst: str | os.PathLike) -> Path:
+    """Download version ``version``'s ``trained_model`` folder into ``dst``; returns its path."""
+    import mlflow
+
+    client = config.client()
+    model_version = client.get_model_version(config.registered_model, str(version))
+    mlflow.set_tracking_uri(config.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=model_version.run_id, artifact_path=MODEL_FOLDER_ARTIFACT, dst_path=str(dst),
+        tracking_uri=config.tracking_uri,
+    )
+    return Path(path)
+
+
+def log_metrics_to_run(config: TrackingConfig, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Add metrics (e.g. congruence on the dense set) to an existing run."""
+    client = config.client()
+    for key, value in metrics.items():
+        if _finite(value):
+            client.log_metric(run_id, key, float(value))
+
+
+def describe(tracked: TrackedModel) -> str:
+    return json.dumps(tracked.__dict__)
