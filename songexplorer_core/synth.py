@@ -586,36 +586,51 @@ def seed_annotations(
     seed: int,
     pulse_jitter_s: float = 0.0,
     sine_coverage: tuple[float, float] = (0.5, 1.0),
+    sine_min_s: float = 0.1,
     ambient_s: tuple[float, float] = (0.5, 3.0),
     margin_s: float = 0.05,
+    allow_fewer: bool = False,
 ) -> pd.DataFrame:
     """A sparse annotation table like a person makes to start training, kind ``annotated``.
 
     * ``mel-pulse``: points at the centres of randomly chosen pulses (any trains);
-    * ``mel-sine``: one range inside each of randomly chosen sine bouts, clear of the ramps;
-    * ``ambient``: one range in each of randomly chosen song-free stretches (these may contain
-      clicks and bumps, as real ambient does).
+    * ``mel-sine``: ranges inside randomly chosen sine bouts, clear of the onset/offset ramps;
+    * ``ambient``: ranges in randomly chosen song-free stretches, at least ``margin_s`` from any
+      pulse train or sine bout (they may contain clicks and bumps, as real ambient does).
+
+    Ranges are spread like a person spreads them: one per bout (or stretch) in random order, and
+    only when more are asked for than there are bouts does a bout get a second, third ...
+    range; a bout holding ``k`` ranges is cut into ``k`` equal slots with one range in each, so
+    ranges never overlap.
 
     Args:
         song: from :func:`make_song`.
         n_per_label: annotations per label: one count for all three labels, or a mapping from
             any of ``mel-pulse``, ``mel-sine``, ``ambient`` to a count (missing labels get none).
-        seed: which pulses, bouts and stretches are chosen.
+        seed: which pulses, bouts and stretches are chosen, and where the ranges lie in them.
         pulse_jitter_s: s.d. of the annotator's click around a pulse's centre, seconds (0 = on
             the centre tic); the point always stays inside the pulse.
-        sine_coverage: fraction of a bout's ramp-free part a sine range covers, uniform (low, high).
-        ambient_s: length of an ambient range, uniform (low, high), seconds.
+        sine_coverage: fraction of its slot (a bout's ramp-free part, when it holds one range) a
+            sine range covers, uniform (low, high).
+        sine_min_s: shortest sine range, seconds; a bout's ramp-free part holds at most
+            ``its length // sine_min_s`` ranges.
+        ambient_s: length of an ambient range, uniform (low, high), seconds; a stretch holds at
+            most ``its length // low`` ranges.
         margin_s: least distance from an ambient range to any pulse train or sine bout, seconds.
+        allow_fewer: where the song has fewer pulses, or room for fewer ranges, than asked for,
+            annotate all it has instead of raising.
 
     Raises:
-        ValueError: if the song has fewer pulses, bouts or long-enough song-free stretches than
-            asked for, naming the label and the fix.
+        ValueError: if the song has fewer pulses, or room for fewer sine or ambient ranges, than
+            asked for (unless ``allow_fewer``), naming the label and the fix.
     """
     counts = _requested_counts(n_per_label)
     if not 0 < sine_coverage[0] <= sine_coverage[1] <= 1:
         raise ValueError(f"sine_coverage={sine_coverage!r} must satisfy 0 < low <= high <= 1")
     if not 0 < ambient_s[0] <= ambient_s[1]:
         raise ValueError(f"ambient_s={ambient_s!r} must satisfy 0 < low <= high (seconds)")
+    if not sine_min_s > 0 or pulse_jitter_s < 0 or margin_s < 0:
+        raise ValueError("sine_min_s must be > 0, and pulse_jitter_s and margin_s >= 0 (seconds)")
     rng = np.random.default_rng(seed)
     rate = song.rate
     tables = []
@@ -623,7 +638,8 @@ def seed_annotations(
     n = counts.get(PULSE_LABEL, 0)
     if n:
         available = len(song.pulse_centres)
-        _check_enough(n, available, PULSE_LABEL, "pulses", "pulse_train_rate_per_min")
+        n = _check_enough(n, available, PULSE_LABEL, f"has only {available} pulses",
+                          "pulse_train_rate_per_min", allow_fewer)
         chosen = np.sort(rng.choice(available, size=n, replace=False))
         centres = song.pulse_centres[chosen]
         if pulse_jitter_s > 0:
@@ -635,31 +651,56 @@ def seed_annotations(
     n = counts.get(SINE_LABEL, 0)
     if n:
         ramp = int(round(song.params.sine_ramp_s * rate))
+        shortest = max(1, int(round(sine_min_s * rate)))
         start = song.sines["start"].to_numpy() + ramp
-        stop = song.sines["stop"].to_numpy() - ramp
-        usable = np.flatnonzero(stop >= start)
-        _check_enough(n, len(usable), SINE_LABEL, "sine bouts longer than their ramps", "sine_bout_rate_per_min")
-        chosen = np.sort(rng.choice(usable, size=n, replace=False))
-        room = stop[chosen] - start[chosen] + 1
-        length = np.maximum(1, np.rint(room * rng.uniform(*sine_coverage, n)).astype(np.int64))
-        first = start[chosen] + np.floor(rng.random(n) * (room - length + 1)).astype(np.int64)
+        room = song.sines["stop"].to_numpy() - ramp - start + 1
+        capacity = np.maximum(room, 0) // shortest
+        n = _check_enough(n, int(capacity.sum()), SINE_LABEL,
+                          f"has room for only {int(capacity.sum())} sine ranges of at least {sine_min_s} s "
+                          f"in its {len(room)} bouts", "sine_bout_rate_per_min (or lower sine_min_s)", allow_fewer)
+        slot_start, slot_tics = _slots(start, room, _spread(capacity, n, rng))
+        length = np.clip(np.rint(slot_tics * rng.uniform(*sine_coverage, n)), shortest, slot_tics).astype(np.int64)
+        first = slot_start + np.floor(rng.random(n) * (slot_tics - length + 1)).astype(np.int64)
         tables.append(intervals_frame(song.wav, first, first + length - 1, ANNOTATED_KIND, SINE_LABEL))
 
     n = counts.get(AMBIENT_LABEL, 0)
     if n:
-        low, high = (int(round(s * rate)) for s in ambient_s)
-        margin = int(round(margin_s * rate))
-        gap_start, gap_stop = _song_free(song, margin)
-        usable = np.flatnonzero(gap_stop - gap_start + 1 >= low)
-        _check_enough(n, len(usable), AMBIENT_LABEL,
-                      f"song-free stretches of at least {ambient_s[0]} s", "song rates (or ambient_s)")
-        chosen = np.sort(rng.choice(usable, size=n, replace=False))
-        room = gap_stop[chosen] - gap_start[chosen] + 1
-        length = np.rint(rng.uniform(low, np.minimum(high, room))).astype(np.int64)
-        first = gap_start[chosen] + np.floor(rng.random(n) * (room - length + 1)).astype(np.int64)
+        low, high = (max(1, int(round(s * rate))) for s in ambient_s)
+        gap_start, gap_stop = _song_free(song, int(round(margin_s * rate)))
+        room = gap_stop - gap_start + 1
+        capacity = room // low
+        n = _check_enough(n, int(capacity.sum()), AMBIENT_LABEL,
+                          f"has room for only {int(capacity.sum())} ambient ranges of at least {ambient_s[0]} s "
+                          f"between its song", "*_rate_per_min (or lower ambient_s)", allow_fewer)
+        slot_start, slot_tics = _slots(gap_start, room, _spread(capacity, n, rng))
+        length = np.rint(rng.uniform(low, np.minimum(high, slot_tics))).astype(np.int64)
+        first = slot_start + np.floor(rng.random(n) * (slot_tics - length + 1)).astype(np.int64)
         tables.append(intervals_frame(song.wav, first, first + length - 1, ANNOTATED_KIND, AMBIENT_LABEL))
 
     return _sorted(concat_intervals(tables))
+
+
+def _spread(capacity: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many of ``n`` ranges each unit (bout, stretch) gets: one each in a random order, then
+    a second each, ..., never more than its ``capacity``."""
+    order = rng.permutation(len(capacity))
+    taken = np.zeros(len(capacity), np.int64)
+    rounds = 0
+    while n > 0:
+        open_units = order[capacity[order] > rounds]
+        taken[open_units[:n]] += 1
+        n -= min(n, len(open_units))
+        rounds += 1
+    return taken
+
+
+def _slots(start: np.ndarray, room: np.ndarray, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each unit's ``room`` tics from ``start`` into ``taken`` equal slots; return each slot's
+    first tic and length, ordered by unit."""
+    units = np.repeat(np.arange(len(taken)), taken)
+    index = np.arange(int(taken.sum())) - np.repeat(np.cumsum(taken) - taken, taken)
+    slot_tics = room[units] // taken[units]
+    return start[units] + index * slot_tics, slot_tics
 
 
 def _requested_counts(n_per_label) -> dict[str, int]:
@@ -677,12 +718,14 @@ def _requested_counts(n_per_label) -> dict[str, int]:
     return {label: int(count) for label, count in counts.items()}
 
 
-def _check_enough(asked: int, available: int, label: str, what: str, knob: str) -> None:
-    if asked > available:
+def _check_enough(asked: int, available: int, label: str, what: str, knob: str, allow_fewer: bool) -> int:
+    """How many to make: ``asked``, or ``available`` if fewer and ``allow_fewer``."""
+    if asked > available and not allow_fewer:
         raise ValueError(
-            f"asked for {asked} {label!r} annotations but the song has only {available} {what}; "
-            f"make a longer song (duration_s) or raise SongParams.{knob}"
+            f"asked for {asked} {label!r} annotations but the song {what}; make a longer song "
+            f"(duration_s), raise SongParams.{knob}, or pass allow_fewer=True"
         )
+    return min(asked, available)
 
 
 def _song_free(song: SynthSong, margin: int) -> tuple[np.ndarray, np.ndarray]:

@@ -319,10 +319,41 @@ def test_seed_annotations_with_one_count_and_jitter(song):
     assert not set(points) <= set(song.pulse_centres.tolist())  # and the jitter does move them
 
 
+def test_more_seed_ranges_than_bouts_split_the_bouts():
+    song = make_song(60, seed=4)
+    nbouts = len(song.sines)
+    table = seed_annotations(song, {SINE_LABEL: 3 * nbouts, AMBIENT_LABEL: 40}, seed=5, sine_min_s=0.05)
+    sines = table[table["label"] == SINE_LABEL]
+    assert len(sines) == 3 * nbouts
+    assert (sines["stop"] - sines["start"] + 1 >= 0.05 * song.rate).all()
+    assert (sines["start"].to_numpy()[1:] > sines["stop"].to_numpy()[:-1]).all()  # no overlaps
+    bout = np.searchsorted(song.sines["start"].to_numpy(), sines["start"].to_numpy(), side="right") - 1
+    assert (sines["stop"].to_numpy() <= song.sines["stop"].to_numpy()[bout]).all()
+    # spread like a person: every bout with room for three ranges gets three
+    ramp = round(song.params.sine_ramp_s * song.rate)
+    roomy = (song.sines["stop"] - song.sines["start"] + 1 - 2 * ramp >= 3 * 0.05 * song.rate).to_numpy()
+    assert (np.bincount(bout, minlength=nbouts)[roomy] >= 3).all()
+    ambient = table[table["label"] == AMBIENT_LABEL]
+    assert len(ambient) == 40
+    assert (ambient["start"].to_numpy()[1:] > ambient["stop"].to_numpy()[:-1]).all()
+    truth = song.song()
+    for s, e in zip(ambient["start"], ambient["stop"]):
+        assert not ((truth["start"] <= e) & (s <= truth["stop"])).any()
+
+
 def test_seed_annotations_refuse_more_than_the_song_has():
     song = make_song(30, seed=4)
+    with pytest.raises(ValueError, match="'mel-pulse' annotations but the song has only"):
+        seed_annotations(song, {PULSE_LABEL: len(song.pulses) + 1}, seed=0)
+    seconds_of_sine = (song.sines["stop"] - song.sines["start"] + 1).sum() / song.rate
     with pytest.raises(ValueError, match="mel-sine.*longer song"):
-        seed_annotations(song, {SINE_LABEL: len(song.sines) + 1}, seed=0)
+        seed_annotations(song, {SINE_LABEL: int(seconds_of_sine / 0.1) + 1}, seed=0)
+    with pytest.raises(ValueError, match="ambient.*longer song"):
+        seed_annotations(song, {AMBIENT_LABEL: int(song.duration_s / 0.5) + 1}, seed=0)
+    fewer = seed_annotations(song, {PULSE_LABEL: len(song.pulses) + 5, SINE_LABEL: 10_000}, seed=0, allow_fewer=True)
+    assert (fewer["label"] == PULSE_LABEL).sum() == len(song.pulses)
+    assert (fewer["label"] == SINE_LABEL).sum() == int(((song.sines["stop"] - song.sines["start"] + 1
+                                                          - 2 * round(0.03 * song.rate)) // round(0.1 * song.rate)).sum())
     with pytest.raises(ValueError, match="unknown label"):
         seed_annotations(song, {"mel-song": 3}, seed=0)
 
