@@ -83,7 +83,7 @@ class SongParams:
     # --- sine song
     sine_bout_rate_per_min: float = 5.0  #: expected sine bouts per minute of recording
     sine_duration_s: tuple[float, float] = (0.2, 1.5)  #: bout length including ramps, uniform, seconds
-    sine_hz: float = 150.0  #: mean sine frequency, Hz
+    sine_hz: float = 155.0  #: mean sine frequency, Hz
     sine_sd_hz: float = 8.0  #: s.d. of a bout's frequency across bouts, Hz
     sine_range_hz: tuple[float, float] = (130.0, 170.0)  #: bout frequencies are clipped to this, Hz
     sine_drift_hz: float = 6.0  #: largest change of frequency from start to end of a bout (uniform ±), Hz
