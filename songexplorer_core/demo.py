@@ -21,9 +21,9 @@ def make_demo_project(
     directory: str | os.PathLike,
     *,
     nrecordings: int = 3,
-    duration_s: float = 60.0,
+    duration_s: float = 120.0,
     rate: int = 2500,
-    annotations_per_label: int = 30,
+    annotations_per_label: int = 16,
     nannotated: int | None = None,
     seed: int = 1,
     progress=None,
@@ -52,7 +52,8 @@ def make_demo_project(
             continue
         song = make_song(duration_s, rate, SongParams(), seed=seed * 1000 + index, wav=wav_name)
         if index < nannotated:
-            seeds = seed_annotations(song, annotations_per_label, seed=seed * 1000 + index)
+            # allow_fewer: a short song may hold fewer sine bouts than asked for; take what it has
+            seeds = seed_annotations(song, annotations_per_label, seed=seed * 1000 + index, allow_fewer=True)
             write_intervals_csv(seeds, project.groundtruth / annotated_csv_name(wav_name, DEMO_ANNOTATOR))
         # the recording last, so a watching sensor never sees it without its annotations
         write_song(song, wav_path)
@@ -61,7 +62,7 @@ def make_demo_project(
     return project
 
 
-def add_demo_recording(project: Project, *, duration_s: float = 60.0, seed: int = 99) -> Path:
+def add_demo_recording(project: Project, *, duration_s: float = 120.0, seed: int = 99) -> Path:
     """Drop one more synthetic recording into ``groundtruth/`` (as a lab would copy a new WAV)."""
     existing = sorted(project.groundtruth.glob("demo-*.wav"))
     wav_name = f"demo-{len(existing) + 1}.wav"

@@ -16,10 +16,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("directory", help="the project folder")
     parser.add_argument("--recordings", type=int, default=3, help="number of recordings (default 3)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds per recording (default 60)")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds per recording (default 120)")
     parser.add_argument("--rate", type=int, default=2500, help="sample rate, Hz (default 2500)")
-    parser.add_argument("--annotations-per-label", type=int, default=30,
-                        help="seed annotations per label per annotated recording (default 30)")
+    parser.add_argument("--annotations-per-label", type=int, default=16,
+                        help="seed annotations per label per annotated recording (default 16: "
+                        "96 in all, as few as a person makes to start)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--add-recording", action="store_true",
                         help="add one more unannotated recording to an existing project (as a lab "
