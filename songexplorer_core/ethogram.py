@@ -1,0 +1,346 @@
+"""Ethogram: turn per-label probabilities into predicted intervals (SongExplorer §7), and the
+thresholds files that drive it (§1.6).
+
+Two methods, as SongExplorer's ``ethogram_plugin``:
+
+* :func:`ethogram_threshold` (default): every maximal run of samples whose probability is
+  strictly above the label's threshold becomes a ``predicted`` interval. Labels may overlap.
+* :func:`ethogram_maxprob`: every sample gets the label of highest probability; consecutive
+  equal labels form one interval; no overlaps.
+
+Interval arithmetic is SongExplorer's: a run of samples ``a..b`` (inclusive) at output rate
+``r`` becomes tics ``start = round((a/r - half) * rate)``, ``stop = round((b/r + half) * rate)``
+with ``half = 1/(2r)`` s, i.e. ``start = 4a - 2``, ``stop = 4b + 2`` at 4 tics per sample.
+
+Changes from SongExplorer (documented in docs/classify-accuracy-ethogram.md):
+
+* a run that starts at sample 0 is kept (SongExplorer dropped it); its start is clamped to tic
+  0, and a stop past the recording's last tic (when the length is known) to that tic;
+* rows are sorted stably by start tic, then label (SongExplorer's order among equal starts was
+  unspecified, QUIRK 17);
+* ``maxprob`` leaves samples whose probabilities are all zero (the uncomputed leading padding)
+  unlabelled instead of giving them the first label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from songexplorer_core.annotations import empty_intervals, intervals_frame, write_intervals_csv
+from songexplorer_core.atomic import atomic_write
+from songexplorer_core.classify import Probabilities, read_probabilities, read_probability_wavs, \
+    probabilities_npz_name
+
+METHODS = ("threshold", "maxprob")
+PREDICTED = "predicted"
+
+
+class ThresholdsError(ValueError):
+    """A thresholds file is malformed; the message names the file, line and fix."""
+
+
+# ---------------------------------------------------------------------------------------------
+# thresholds files
+
+
+def format_ratio(ratio: float | str) -> str:
+    """How a precision/recall ratio appears in file names: ``1.0``, ``2.0``, ``0.5``."""
+    if isinstance(ratio, str):
+        return ratio
+    return repr(float(ratio))
+
+
+def thresholds_csv_name(checkpoint: int | str, ratio: float | str | None = None) -> str:
+    """``thresholds.ckpt-<N>.csv`` (SongExplorer's name), or ``thresholds-<ratio>pr.ckpt-<N>.csv``."""
+    if ratio is None:
+        return f"thresholds.ckpt-{checkpoint}.csv"
+    return f"thresholds-{format_ratio(ratio)}pr.ckpt-{checkpoint}.csv"
+
+
+_RATIO_IN_NAME = re.compile(r"thresholds-(?P<ratio>[0-9.eE+-]+)pr\.")
+
+
+def ratio_from_thresholds_name(path: str | os.PathLike) -> str | None:
+    """The P/R ratio a thresholds file's name states (``thresholds-2.0pr.ckpt-5.csv`` -> ``"2.0"``),
+    or ``None`` (``thresholds.ckpt-5.csv``, dense congruence files)."""
+    match = _RATIO_IN_NAME.search(Path(path).name)
+    return match.group("ratio") if match else None
+
+
+def write_thresholds_csv(thresholds: Mapping[str, float], path: str | os.PathLike) -> Path:
+    """Write SongExplorer's HEAD thresholds format atomically: ``label,threshold`` per row, no
+    header, in the mapping's order (use the model's label order). NaN is written ``nan``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for label, value in thresholds.items():
+        writer.writerow([label, repr(float(value))])
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(buffer.getvalue())
+    return Path(path)
+
+
+def read_thresholds_ratios(path: str | os.PathLike) -> dict[str | None, dict[str, float]]:
+    """Read a thresholds file in either of SongExplorer's formats.
+
+    * HEAD format: rows ``label,threshold``, no header. Returns ``{ratio: {label: threshold}}``
+      with ``ratio`` taken from the file name (``thresholds-2.0pr...``) or ``None``.
+    * Older format: a first row ``precision/recall,1.0[,2.0...]``, then rows
+      ``label,thr[,thr2...]`` with one column per ratio. Returns one entry per ratio (``"1.0"``...).
+
+    Raises:
+        ThresholdsError: naming the file and line for a wrong column count or a non-number.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such thresholds file. Run `songexplorer accuracy` on the "
+                                f"trained model first; it writes thresholds.ckpt-<N>.csv.")
+    rows = [row for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
+            if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise ThresholdsError(f"{path}: the thresholds file is empty.")
+    ratios: list[str | None]
+    if rows[0][0].strip().lower() == "precision/recall":
+        ratios = [cell.strip() for cell in rows[0][1:]]
+        if not ratios:
+            raise ThresholdsError(f"{path}: line 1: the precision/recall header names no ratio")
+        body, first_line = rows[1:], 2
+    else:
+        ratios = [ratio_from_thresholds_name(path)]
+        body, first_line = rows, 1
+    tables: dict[str | None, dict[str, float]] = {ratio: {} for ratio in ratios}
+    for lineno, row in enumerate(body, start=first_line):
+        if len(row) != len(ratios) + 1:
+            raise ThresholdsError(f"{path}: line {lineno}: expected {len(ratios) + 1} columns "
+                                  f"(label and one threshold per ratio), found {len(row)}")
+        label = row[0].strip()
+        if label in tables[ratios[0]]:
+            raise ThresholdsError(f"{path}: line {lineno}: label {label!r} appears twice")
+        for ratio, cell in zip(ratios, row[1:]):
+            try:
+                tables[ratio][label] = float(cell)
+            except ValueError:
+                raise ThresholdsError(f"{path}: line {lineno}: threshold {cell!r} for {label!r} is not a number") \
+                    from None
+    return tables
+
+
+def read_thresholds_csv(path: str | os.PathLike, *, ratio: float | str | None = None) -> dict[str, float]:
+    """Read one set of thresholds ``{label: threshold}`` (file order) from either format.
+
+    Args:
+        ratio: for an older multi-ratio file, which P/R ratio's column (default: the first).
+    """
+    tables = read_thresholds_ratios(path)
+    if ratio is None:
+        return next(iter(tables.values()))
+    wanted = format_ratio(ratio)
+    for key, table in tables.items():
+        if key is not None and (key == wanted or _same_number(key, wanted)):
+            return table
+    if list(tables) == [None]:
+        return tables[None]
+    raise ThresholdsError(f"{path}: has no thresholds for P/R ratio {wanted}; it has {list(tables)}")
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return math.isclose(float(a), float(b))
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# interval arithmetic
+
+
+def _sample_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last sample (inclusive) of each maximal run of True in a 1-D mask."""
+    padded = np.concatenate([[False], np.asarray(on, dtype=bool), [False]])
+    change = np.flatnonzero(padded[1:] != padded[:-1])
+    return change[0::2], change[1::2] - 1
+
+
+def samples_to_tics(first: np.ndarray, last: np.ndarray, *, stride_tics: int,
+                    ntics: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """SongExplorer's conversion of inclusive sample runs to inclusive tic intervals:
+    ``start = round((first - 1/2) * stride)``, ``stop = round((last + 1/2) * stride)`` (NumPy's
+    round half to even), clamped to ``[0, ntics - 1]``."""
+    first = np.asarray(first, dtype=np.float64)
+    last = np.asarray(last, dtype=np.float64)
+    start = np.round((2 * first - 1) * stride_tics / 2).astype(np.int64)
+    stop = np.round((2 * last + 1) * stride_tics / 2).astype(np.int64)
+    start = np.maximum(start, 0)
+    if ntics is not None:
+        stop = np.minimum(stop, ntics - 1)
+    return start, stop
+
+
+def _table(wav: str, starts: list, stops: list, labels: list) -> pd.DataFrame:
+    if not starts or sum(len(s) for s in starts) == 0:
+        return empty_intervals()
+    start = np.concatenate(starts)
+    stop = np.concatenate(stops)
+    label = np.concatenate(labels)
+    frame = intervals_frame(wav=wav, start=start, stop=stop, kind=PREDICTED, label=label)
+    return frame.sort_values(["start", "label"], kind="stable").reset_index(drop=True)
+
+
+def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None
+                       ) -> pd.DataFrame:
+    """Predicted intervals: runs of samples with probability strictly above each label's threshold.
+
+    Args:
+        probs: the recording's probabilities.
+        thresholds: ``{label: threshold}`` (a NaN threshold never fires; a label with no
+            threshold is not predicted).
+        wav: recording basename for the ``wav`` column (default ``probs.wav``).
+
+    Returns:
+        An interval table (kind ``predicted``), sorted by start tic then label.
+    """
+    wav = _wav_name(probs, wav)
+    starts, stops, labels = [], [], []
+    for label, threshold in thresholds.items():
+        column = probs.column(label)
+        first, last = _sample_runs(column > float(threshold))
+        start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
+        starts.append(start)
+        stops.append(stop)
+        labels.append(np.full(len(start), label, dtype=object))
+    return _table(wav, starts, stops, labels)
+
+
+def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, *, wav: str | None = None
+                     ) -> pd.DataFrame:
+    """Predicted intervals: at each sample the label of maximum probability; consecutive equal
+    labels form one interval. Samples whose probabilities are all zero (SongExplorer's leading
+    padding) are left unlabelled.
+
+    Args:
+        labels: which labels compete (default all), e.g. a thresholds file's labels.
+    """
+    wav = _wav_name(probs, wav)
+    labels = list(probs.labels if labels is None else labels)
+    values = np.stack([probs.column(label) for label in labels], axis=1) if labels else \
+        np.zeros((probs.nsamples, 0), np.float32)
+    if values.shape[1] == 0 or values.shape[0] == 0:
+        return empty_intervals()
+    winner = np.argmax(values, axis=1)
+    winner[values.max(axis=1) <= 0] = -1
+    starts, stops, names = [], [], []
+    for index, label in enumerate(labels):
+        first, last = _sample_runs(winner == index)
+        start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
+        starts.append(start)
+        stops.append(stop)
+        names.append(np.full(len(start), label, dtype=object))
+    return _table(wav, starts, stops, names)
+
+
+def _wav_name(probs: Probabilities, wav: str | None) -> str:
+    name = wav or probs.wav
+    if not name:
+        raise ValueError("the recording's name is unknown: pass wav=...")
+    return Path(name).name
+
+
+# ---------------------------------------------------------------------------------------------
+# file names and the whole step
+
+
+def predicted_csv_name(wav: str, ratio: float | str | None = None) -> str:
+    """``<wav>-predicted-<ratio>pr.csv``, or SongExplorer v0.9.1's ``<wav>-predicted.csv`` when
+    the ratio is unknown (e.g. dense thresholds)."""
+    wav = Path(wav).name
+    return f"{wav}-predicted.csv" if ratio is None else f"{wav}-predicted-{format_ratio(ratio)}pr.csv"
+
+
+def find_predicted_csvs(folder: str | os.PathLike, wav: str) -> dict[str | None, Path]:
+    """Predicted-interval CSVs of one recording in a folder, in any of SongExplorer's names:
+    ``<wav>-predicted.csv`` (v0.9.1), ``<stem>-predicted-<ratio>pr.csv`` (older) and this
+    project's ``<wav>-predicted-<ratio>pr.csv``. Returns ``{ratio or None: path}``."""
+    folder = Path(folder)
+    wav = Path(wav).name
+    stem = wav[:-4] if wav.lower().endswith(".wav") else wav
+    found: dict[str | None, Path] = {}
+    for prefix in dict.fromkeys((wav, stem)):
+        plain = folder / f"{prefix}-predicted.csv"
+        if plain.exists():
+            found.setdefault(None, plain)
+        pattern = re.compile(re.escape(prefix) + r"-predicted-(?P<ratio>.+)pr\.csv$")
+        for path in sorted(folder.glob(f"{glob_escape(prefix)}-predicted-*pr.csv")):
+            match = pattern.match(path.name)
+            if match:
+                found.setdefault(match.group("ratio"), path)
+    return found
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str], *, rate: int
+                       ) -> Probabilities:
+    """The probabilities of ``wav`` from ``folder``: the ``.npz`` written by classify if present,
+    otherwise SongExplorer's per-label probability WAVs (``rate`` = the recording's tic rate)."""
+    npz = Path(folder) / probabilities_npz_name(wav)
+    if npz.exists():
+        probs = read_probabilities(npz)
+        if probs.rate != int(rate):
+            raise ValueError(f"{npz}: was computed at {probs.rate} Hz but --audio_tic_rate is {rate} Hz")
+        return probs
+    return read_probability_wavs(folder, wav, labels, rate=rate)
+
+
+def run_ethogram(
+    wav: str,
+    thresholds_path: str | os.PathLike,
+    *,
+    probabilities_dir: str | os.PathLike,
+    rate: int,
+    out_dir: str | os.PathLike | None = None,
+    method: str = "threshold",
+) -> list[Path]:
+    """The whole ethogram step for one recording: read thresholds and probabilities, write one
+    ``<wav>-predicted-<ratio>pr.csv`` per ratio in the thresholds file (``<wav>-predicted.csv``
+    when the file does not state its ratio) and ``<wav>-ethogram.log`` with the ``logdir:``,
+    ``model:`` and ``thresholds_file:`` lines congruence reads.
+
+    Returns:
+        The CSVs written.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    thresholds_path = Path(thresholds_path)
+    tables = read_thresholds_ratios(thresholds_path)
+    labels = list(next(iter(tables.values())))
+    probs = load_probabilities(probabilities_dir, wav, labels, rate=rate)
+    out_dir = Path(probabilities_dir if out_dir is None else out_dir)
+    written = []
+    for ratio, thresholds in tables.items():
+        nan = [label for label, value in thresholds.items() if not np.isfinite(value)]
+        if nan and method == "threshold":
+            warnings.warn(f"{thresholds_path}: no finite threshold for {nan}; those labels are not predicted",
+                          stacklevel=2)
+        if method == "threshold":
+            frame = ethogram_threshold(probs, thresholds, wav=wav)
+        else:
+            frame = ethogram_maxprob(probs, list(thresholds), wav=wav)
+        written.append(write_intervals_csv(frame, out_dir / predicted_csv_name(wav, ratio)))
+    model_dir = thresholds_path.resolve().parent
+    log = out_dir / f"{Path(wav).name}-ethogram.log"
+    with atomic_write(log, "w", encoding="utf-8") as handle:
+        handle.write(f"logdir: {model_dir.parent}\nmodel: {model_dir.name}\n"
+                     f"thresholds_file: {thresholds_path.name}\nwav_file: {Path(wav).name}\n"
+                     f"audio_tic_rate: {rate}\nmethod: {method}\n")
+    return written

@@ -1,0 +1,151 @@
+"""Ethogram: probabilities -> predicted intervals, and the thresholds files that drive it."""
+
+import numpy as np
+import pytest
+
+from songexplorer_core.annotations import read_intervals_csv
+from songexplorer_core.classify import Probabilities, write_probabilities, write_probability_wavs
+from songexplorer_core.ethogram import (
+    ThresholdsError,
+    ethogram_maxprob,
+    ethogram_threshold,
+    find_predicted_csvs,
+    predicted_csv_name,
+    read_thresholds_csv,
+    read_thresholds_ratios,
+    run_ethogram,
+    samples_to_tics,
+    thresholds_csv_name,
+    write_thresholds_csv,
+)
+
+
+def probs_of(columns: dict, *, stride=4, rate=2500, ntics=None, wav="rec.wav"):
+    labels = tuple(columns)
+    values = np.stack([np.asarray(v, dtype=np.float32) for v in columns.values()], axis=1)
+    return Probabilities(values=values, labels=labels, rate=rate, stride_tics=stride, wav=wav, ntics=ntics)
+
+
+def rows(frame):
+    return [(r.start, r.stop, r.label) for r in frame.itertuples()]
+
+
+def test_songexplorer_interval_arithmetic_at_4_tics_per_sample():
+    # start = round((a/r - half) * rate) = 4a - 2, stop = 4b + 2 at r = 625 Hz, rate = 2500 Hz
+    start, stop = samples_to_tics(np.array([3, 10]), np.array([3, 12]), stride_tics=4)
+    assert start.tolist() == [10, 38] and stop.tolist() == [14, 50]
+
+
+def test_point_pulse_and_runs_at_both_ends_are_kept():
+    a = [0.9, 0.9, 0.1, 0.1, 0.8, 0.1, 0.1, 0.95, 0.95]
+    probs = probs_of({"a": a}, ntics=33)
+    frame = ethogram_threshold(probs, {"a": 0.5})
+    # run at sample 0 kept (SongExplorer dropped it), start clamped to tic 0;
+    # a single-sample pulse at sample 4 covers tics 14..18;
+    # the run reaching the last sample is closed, its stop clamped to the last tic (32)
+    assert rows(frame) == [(0, 6, "a"), (14, 18, "a"), (26, 32, "a")]
+    assert set(frame["kind"]) == {"predicted"} and set(frame["wav"]) == {"rec.wav"}
+
+
+def test_threshold_is_strict_and_nan_never_fires():
+    probs = probs_of({"a": [0.0, 0.5, 0.6, 0.5], "b": [0.9, 0.9, 0.9, 0.9]})
+    frame = ethogram_threshold(probs, {"a": 0.5, "b": float("nan")})
+    assert rows(frame) == [(6, 10, "a")]
+
+
+def test_rows_sorted_by_start_then_label_for_equal_starts():
+    probs = probs_of({"zeta": [0, 1, 1, 0, 0, 1], "alpha": [0, 1, 0, 0, 1, 1], "mid": [0, 0, 0, 0, 1, 0]})
+    frame = ethogram_threshold(probs, {"zeta": 0.5, "alpha": 0.5, "mid": 0.5})
+    assert rows(frame) == [(2, 6, "alpha"), (2, 10, "zeta"), (14, 22, "alpha"), (14, 18, "mid"), (18, 22, "zeta")]
+
+
+def test_only_labels_in_the_thresholds_are_predicted_and_unknown_labels_are_refused():
+    probs = probs_of({"a": [0, 1, 0], "b": [0, 1, 0]})
+    assert rows(ethogram_threshold(probs, {"b": 0.5})) == [(2, 6, "b")]
+    with pytest.raises(KeyError, match="'c'"):
+        ethogram_threshold(probs, {"c": 0.5})
+
+
+def test_maxprob_labels_every_computed_sample_without_overlap():
+    # two leading all-zero rows are SongExplorer's padding: left unlabelled
+    probs = probs_of({"a": [0, 0, 0.7, 0.6, 0.2, 0.3], "b": [0, 0, 0.3, 0.4, 0.8, 0.7]})
+    frame = ethogram_maxprob(probs)
+    assert rows(frame) == [(6, 14, "a"), (14, 22, "b")]
+
+
+def test_empty_probabilities_give_an_empty_table():
+    probs = probs_of({"a": [0.1, 0.2]})
+    assert len(ethogram_threshold(probs, {"a": 0.5})) == 0
+
+
+def test_thresholds_head_format_round_trip(tmp_path):
+    path = write_thresholds_csv({"mel-pulse": 0.6514655412125903, "mel-sine": float("nan")},
+                                tmp_path / thresholds_csv_name(300))
+    assert path.name == "thresholds.ckpt-300.csv"
+    assert path.read_text() == "mel-pulse,0.6514655412125903\nmel-sine,nan\n"
+    read = read_thresholds_csv(path)
+    assert list(read) == ["mel-pulse", "mel-sine"] and read["mel-pulse"] == 0.6514655412125903
+    assert np.isnan(read["mel-sine"])
+    assert list(read_thresholds_ratios(path)) == [None]
+    named = write_thresholds_csv({"x": 0.25}, tmp_path / thresholds_csv_name(300, 2.0))
+    assert named.name == "thresholds-2.0pr.ckpt-300.csv"
+    assert read_thresholds_ratios(named) == {"2.0": {"x": 0.25}}
+
+
+def test_thresholds_older_header_format_with_several_ratios(tmp_path):
+    path = tmp_path / "thresholds.ckpt-1024000.csv"
+    path.write_text("precision/recall,1.0,2.0\nlabel1,0.5,0.7\nlabel2,0.25,0.125\n")
+    tables = read_thresholds_ratios(path)
+    assert tables == {"1.0": {"label1": 0.5, "label2": 0.25}, "2.0": {"label1": 0.7, "label2": 0.125}}
+    assert read_thresholds_csv(path) == {"label1": 0.5, "label2": 0.25}
+    assert read_thresholds_csv(path, ratio=2) == {"label1": 0.7, "label2": 0.125}
+
+
+def test_bad_thresholds_file_names_file_and_line(tmp_path):
+    path = tmp_path / "thresholds.ckpt-1.csv"
+    path.write_text("a,0.5\nb,high\n")
+    with pytest.raises(ThresholdsError, match=r"thresholds.ckpt-1.csv: line 2: .*'high'"):
+        read_thresholds_csv(path)
+    with pytest.raises(FileNotFoundError, match="songexplorer accuracy"):
+        read_thresholds_csv(tmp_path / "missing.csv")
+
+
+def test_predicted_names_new_and_old(tmp_path):
+    assert predicted_csv_name("PS.wav", 1.0) == "PS.wav-predicted-1.0pr.csv"
+    assert predicted_csv_name("PS.wav") == "PS.wav-predicted.csv"
+    for name in ("PS.wav-predicted.csv", "PS-predicted-2.0pr.csv", "PS.wav-predicted-1.0pr.csv",
+                 "PSX.wav-predicted-1.0pr.csv"):
+        (tmp_path / name).write_text("")
+    found = find_predicted_csvs(tmp_path, "PS.wav")
+    assert {k: p.name for k, p in found.items()} == {
+        None: "PS.wav-predicted.csv", "1.0": "PS.wav-predicted-1.0pr.csv", "2.0": "PS-predicted-2.0pr.csv"}
+
+
+@pytest.mark.parametrize("source", ["wav", "npz"])
+def test_run_ethogram_from_probability_files(tmp_path, source):
+    model_dir = tmp_path / "logs" / "train_1r"
+    thresholds = write_thresholds_csv({"b": 0.5, "a": 0.5}, model_dir / "thresholds.ckpt-30.csv")
+    write_thresholds_csv({"b": 0.5, "a": 0.5}, model_dir / "thresholds-2.0pr.ckpt-30.csv")
+    probs = probs_of({"a": [0, 0, 0.9, 0.9, 0.1, 0.1], "b": [0, 0, 0.1, 0.1, 0.9, 0.1]}, wav="song.wav")
+    out = tmp_path / "out"
+    if source == "wav":
+        write_probability_wavs(probs, out)
+    else:
+        write_probabilities(probs, out / "song.wav-probabilities.npz")
+    written = run_ethogram("song.wav", thresholds, probabilities_dir=out, rate=2500)
+    assert [p.name for p in written] == ["song.wav-predicted.csv"]
+    frame = read_intervals_csv(written[0])
+    assert rows(frame) == [(6, 14, "a"), (14, 18, "b")]
+    log = (out / "song.wav-ethogram.log").read_text().splitlines()
+    assert f"logdir: {model_dir.parent.resolve()}" in log
+    assert "model: train_1r" in log and "thresholds_file: thresholds.ckpt-30.csv" in log
+    ratio_file = run_ethogram("song.wav", model_dir / "thresholds-2.0pr.ckpt-30.csv", probabilities_dir=out,
+                              rate=2500, method="maxprob")
+    assert [p.name for p in ratio_file] == ["song.wav-predicted-2.0pr.csv"]
+    assert rows(read_intervals_csv(ratio_file[0])) == [(6, 14, "a"), (14, 22, "b")]
+
+
+def test_run_ethogram_without_probabilities_says_what_to_do(tmp_path):
+    thresholds = write_thresholds_csv({"a": 0.5}, tmp_path / "thresholds.ckpt-1.csv")
+    with pytest.raises(FileNotFoundError, match="songexplorer classify"):
+        run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, rate=2500)
