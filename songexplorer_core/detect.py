@@ -37,7 +37,6 @@ from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-import scipy.fft
 from scipy import ndimage, stats
 from scipy.signal import windows
 
@@ -73,8 +72,9 @@ ROBUST_CHOICES = ("median", "mean")
 #: SongExplorer runs the frequency criterion over chunks of this many tics (1024*1024);
 #: windows never straddle a chunk border and runs of flagged windows are split there.
 CHUNK_TICS = 1 << 20
-#: Windows per block of the vectorised F-test (about 7 MB of complex spectra for N=64, NW=4).
-BLOCK_WINDOWS = 512
+#: Windows per block of the vectorised F-test: 128 windows of N=64 with K=7 tapers hold 1.8 MB of
+#: complex spectra, which stays in this machine's L2/L3 caches (measured fastest of 32..1024).
+BLOCK_WINDOWS = 128
 #: SongExplorer keeps the DPSS tapers whose spectral concentration exceeds this (nitime low_bias).
 TAPER_CONCENTRATION = 0.9
 #: Milliseconds to seconds (SongExplorer's ``time_scale`` for ``time_units=ms``).
@@ -471,15 +471,36 @@ def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[
     frames = np.asarray(frames, dtype=np.float64)
     ntapers = tapers.shape[0]
     demeaned = frames - np.mean(frames, axis=-1)[:, None]
-    spectra = scipy.fft.rfft(demeaned[:, None, :] * tapers, n=nfft, axis=-1)
+    # (windows, tapers, bins). numpy's pocketfft gives the same bits as the scipy.fftpack.fft
+    # nitime calls, for these real inputs.
+    spectra = np.fft.rfft(demeaned[:, None, :] * tapers, n=nfft, axis=-1)
     taper_sums = tapers.sum(axis=1)
     taper_sums_sq = np.sum(taper_sums**2)
-    mu = np.sum(taper_sums[:, None] * spectra, axis=-2) / taper_sums_sq
+    # Sums over tapers run k = 0, 1, ... in turn, the order numpy uses for nitime's
+    # np.sum(..., axis=-2), and multiply by complex taper sums as nitime's broadcasting does:
+    # F is bit-for-bit nitime's formula, only without its (windows, tapers, bins) temporaries.
+    weights = taper_sums.astype(np.complex128)
+    mu = spectra[:, 0] * weights[0]
+    scratch = np.empty_like(mu)
+    for k in range(1, ntapers):
+        np.multiply(spectra[:, k], weights[k], out=scratch)
+        mu += scratch
+    mu /= taper_sums_sq
     with np.errstate(invalid="ignore", divide="ignore"):
-        numerator = 0.5 * np.abs(mu) ** 2 * taper_sums_sq
+        numerator = np.abs(mu)
+        np.square(numerator, out=numerator)
+        numerator *= 0.5
+        numerator *= taper_sums_sq
         numerator[..., 0] = 1
-        residual = spectra - taper_sums[None, :, None] * mu[:, None, :]
-        denominator = np.sum(np.abs(residual) ** 2, axis=-2) / (2 * ntapers - 2)
+        denominator = np.zeros(mu.shape)
+        power = np.empty(mu.shape)
+        for k in range(ntapers):
+            np.multiply(mu, weights[k], out=scratch)
+            np.subtract(spectra[:, k], scratch, out=scratch)
+            np.abs(scratch, out=power)
+            np.square(power, out=power)
+            denominator += power
+        denominator /= 2 * ntapers - 2
         denominator[..., 0] = 1
         f_stat = numerator / denominator
     return f_stat, mu

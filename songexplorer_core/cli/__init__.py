@@ -10,7 +10,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo")
+COMMANDS = ("init", "demo", "detect")
 
 
 def build_parser() -> argparse.ArgumentParser:
