@@ -83,6 +83,8 @@ def params_from_args(args) -> DetectParams:
 
 def run(args) -> int:
     params = params_from_args(args)  # a bad parameter stops here, before anything is written
+    if args.audio_tic_rate is not None:
+        params.settings(args.audio_tic_rate)  # and so does one unusable at the expected rate
     out_dir = Path(args.out_dir)
     recordings = [Path(path) for path in args.recordings]
     names = [detected_csv_name(path) for path in recordings]
