@@ -1,0 +1,302 @@
+"""Ground truth for training: selection, SongExplorer's stable split, example windows and
+targets, balancing, augmentation, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from songexplorer_core import dataset as D
+from songexplorer_core.annotations import intervals_frame, write_intervals_csv
+from songexplorer_core.audio import RecordingError
+
+RATE = 2500
+LABELS = ["mel-pulse", "mel-sine", "ambient"]
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+
+
+def ramp_wav(path: Path, ntics: int = 30000, rate: int = RATE) -> Path:
+    """A recording whose sample at tic t is t (int16): a window's content tells where it was cut."""
+    soundfile.write(path, np.arange(ntics, dtype=np.int16), rate, subtype="PCM_16")
+    return path
+
+
+def ground_truth(folder: Path, rows: dict[str, list[tuple]], *, ntics: int = 30000, rate: int = RATE,
+                 person: str = "person1") -> Path:
+    """Write ramp recordings and their annotation CSVs: ``rows[wav] = [(start, stop, label), ...]``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for wav, items in rows.items():
+        ramp_wav(folder / wav, ntics, rate)
+        start, stop, label = zip(*items)
+        write_intervals_csv(intervals_frame(wav, list(start), list(stop), "annotated", list(label)),
+                            folder / f"{wav}-annotated-{person}.csv")
+    return folder
+
+
+def many_rows(n, label, first=2000, step=200, length=0):
+    return [(first + i * step, first + i * step + length, label) for i in range(n)]
+
+
+GEOMETRY = D.Geometry(context_tics=512, shiftby_tics=0, stride_tics=4, parallelize=2)
+
+
+def test_windows_are_cut_around_the_point_and_shiftby_moves_them(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": [(10000, 10000, "mel-pulse")]})
+    plain = D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
+    batch = plain.training_batch(3, np.random.default_rng(0))
+    assert batch.audio.shape == (3, 516, 1) and batch.audio.dtype == np.float32
+    tics = np.rint(batch.audio[0, :, 0] * 32768).astype(int)
+    np.testing.assert_array_equal(tics, np.arange(10000 - 258, 10000 + 258))
+    assert list(batch.offset_tic) == [10000] * 3
+    shifted = D.make_dataset(gt, labels_to_use=["mel-pulse"],
+                             geometry=D.Geometry(512, 128, 4, 2)).training_batch(1, np.random.default_rng(0))
+    # SongExplorer's shiftby test: window_shift0[:-128] == window_shift128[128:]
+    np.testing.assert_array_equal(batch.audio[0, :-128], shifted.audio[0, 128:])
+
+
+@pytest.mark.parametrize("parallelize, marked", [(1, [0]), (2, [0, 1]), (3, [1]), (64, [31, 32])])
+def test_a_point_annotation_marks_the_central_taps(tmp_path, parallelize, marked):
+    gt = ground_truth(tmp_path, {"a.wav": [(10000, 10000, "mel-sine"), (20000, 20100, "ambient")]})
+    ds = D.make_dataset(gt, labels_to_use=["ambient", "mel-sine"], geometry=D.Geometry(512, 0, 4, parallelize))
+    batch = next(ds.evaluation_batches(D.TRAINING, 10))
+    targets = batch.targets[batch.offset_tic == 10000][0]
+    assert targets.shape == (parallelize,)
+    assert list(np.flatnonzero(targets != -1)) == marked
+    assert set(targets[marked]) == {1}
+
+
+def test_a_range_marks_the_taps_it_touches(tmp_path):
+    # examples are drawn inside the range; with P=64 the taps beyond the range's end stay masked
+    gt = ground_truth(tmp_path, {"a.wav": [(10000, 10010, "ambient")]})
+    ds = D.make_dataset(gt, labels_to_use=["ambient"], geometry=D.Geometry(512, 0, 4, 64))
+    batch = ds.training_batch(200, np.random.default_rng(1))
+    offsets = ds.geometry.tap_offsets  # -126, -122, ..., 126
+    for targets, offset in zip(batch.targets, batch.offset_tic):
+        expected = (offsets - 2 <= 10010 - offset) & (offsets + 2 >= 10000 - offset)
+        np.testing.assert_array_equal(targets == 0, expected)
+    assert set(batch.offset_tic) == set(range(10000, 10011))  # fresh points over the whole range
+
+
+def test_range_points_are_uniform_and_fresh_each_draw(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": [(5000, 5099, "ambient")]})
+    ds = D.make_dataset(gt, labels_to_use=["ambient"], geometry=GEOMETRY)
+    offsets = ds.training_batch(20000, np.random.default_rng(3)).offset_tic
+    counts = np.bincount(offsets - 5000, minlength=100)
+    assert counts.min() > 140 and counts.max() < 270  # 200 expected in each of 100 tics
+
+
+def test_split_is_songexplorers_hash_and_stable_when_annotations_are_added(tmp_path):
+    rows_a = many_rows(60, "mel-pulse") + many_rows(40, "ambient", first=15000, length=50)
+    rows_b = many_rows(60, "mel-pulse", first=2100) + many_rows(40, "ambient", first=15100, length=50)
+    before = D.make_dataset(ground_truth(tmp_path / "one", {"a.wav": rows_a, "b.wav": rows_b}),
+                            labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY, validation_percentage=40)
+    more_a = rows_a + many_rows(50, "mel-pulse", first=2050) + many_rows(20, "ambient", first=15030, length=70)
+    after = D.make_dataset(ground_truth(tmp_path / "two", {"a.wav": more_a, "b.wav": rows_b}),
+                           labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY, validation_percentage=40)
+
+    def assignment(ds):
+        return {(r.wav, r.start, r.stop): r.set for r in ds.sounds.itertuples()}
+
+    old, new = assignment(before), assignment(after)
+    assert all(new[key] == value for key, value in old.items())
+    assert len(new) == len(old) + 70
+    fraction = np.mean([v == D.VALIDATION for v in new.values()])
+    assert 0.3 < fraction < 0.5
+    # a key's set is SongExplorer's: '_nohash_' suffixes are ignored, the offset moves the slice
+    assert D.hash_percentage("x.wav12_nohash_3") == D.hash_percentage("x.wav12")
+    keys = [f"r.wav{i}{i}" for i in range(2000)]
+    folds = [[D.which_set(k, validation_percentage=25, validation_offset_percentage=25 * i) for k in keys]
+             for i in range(4)]
+    in_validation = np.array([[s == D.VALIDATION for s in fold] for fold in folds])
+    assert (in_validation.sum(axis=0) <= 1).all() and in_validation.sum() > 1990  # k folds tile the keys
+
+
+def test_validation_and_testing_files_take_whole_recordings(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(10, "mel-pulse"), "b.wav": many_rows(10, "mel-pulse"),
+                                 "c.wav": many_rows(10, "mel-pulse")})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY, validation_files=["b.wav"],
+                        testing_files=["c.wav"])
+    sets = ds.sounds.groupby("wav")["set"].agg(set).to_dict()
+    assert sets == {"a.wav": {D.TRAINING}, "b.wav": {D.VALIDATION}, "c.wav": {D.TESTING}}
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "songexplorer-tutorial").is_dir(), reason="../shared not present")
+def test_tutorial_split_matches_songexplorers_log(tmp_path):
+    tutorial = SHARED / "data" / "songexplorer-tutorial"
+    for name in ("PS_20130625111709_ch3.wav", "PS_20130625111709_ch3.wav-annotated-person1.csv"):
+        (tmp_path / name).symlink_to((tutorial / name).resolve())
+    ds = D.make_dataset(tmp_path, labels_to_use=LABELS, geometry=GEOMETRY, validation_percentage=40)
+    # measured train_1r.log of SongExplorer's shell tutorial (spec §4.8)
+    assert ds.counts(D.VALIDATION) == {"ambient": 6, "mel-pulse": 25, "mel-sine": 2}
+    assert ds.counts(D.TRAINING) == {"ambient": 9, "mel-pulse": 48, "mel-sine": 9}
+
+
+def test_equalize_balances_label_kind_groups(tmp_path):
+    rows = many_rows(90, "mel-pulse") + many_rows(10, "ambient", first=22000, length=20)
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    rng = np.random.default_rng(5)
+    balanced = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY)
+    labels = balanced.sounds["label_index"].to_numpy()[balanced.training_sounds(20000, rng)]
+    assert abs(np.mean(labels == 1) - 0.5) < 0.02
+    plain = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY, equalize=False)
+    labels = plain.sounds["label_index"].to_numpy()[plain.training_sounds(20000, rng)]
+    assert abs(np.mean(labels == 1) - 0.1) < 0.02
+
+
+def test_same_seed_same_batches(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(30, "mel-pulse") + many_rows(5, "ambient", first=20000,
+                                                                                   length=300)})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY)
+    one = ds.training_batch(16, np.random.default_rng(11))
+    two = ds.training_batch(16, np.random.default_rng(11))
+    np.testing.assert_array_equal(one.audio, two.audio)
+    three = ds.training_batch(16, np.random.default_rng(12))
+    assert not np.array_equal(one.sounds, three.sounds)
+
+
+def test_validation_examples_are_fixed_and_each_used_once(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(80, "mel-pulse") + many_rows(20, "ambient", first=18000,
+                                                                                   length=100)})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY, validation_percentage=50)
+    first = list(ds.evaluation_batches(D.VALIDATION, 7, np.random.default_rng(1)))
+    second = list(ds.evaluation_batches(D.VALIDATION, 100))
+    sounds = np.concatenate([b.sounds for b in first])
+    np.testing.assert_array_equal(np.sort(sounds), ds.indices(D.VALIDATION))
+    np.testing.assert_array_equal(np.concatenate([b.offset_tic for b in first]), second[0].offset_tic)
+
+
+def test_overlapped_targets_are_per_label_on_every_touched_tap(tmp_path):
+    rows = [(10000, 11000, "not_mel-sine"), (10500, 10500, "mel-pulse"), (20000, 21000, "mel-sine"),
+            (25000, 25000, "mel-pulse")]
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=D.Geometry(512, 0, 4, 4),
+                        loss="overlapped")
+    assert ds.sounds["target"].tolist() == [0, 1, 1, 1]
+    # use the pulse inside the not_mel-sine range: both labels are known on its central taps
+    pulse = int(np.flatnonzero((ds.sounds["start"] == 10500).to_numpy())[0])
+    batch = next(ds.evaluation_batches(D.TRAINING, 10))
+    row = int(np.flatnonzero(batch.sounds == pulse)[0])
+    targets = batch.targets[row]  # (P=4, 2 labels)
+    assert targets.shape == (4, 2) and targets.dtype == np.int8
+    np.testing.assert_array_equal(targets[:, 0], [2, 1, 1, 2])  # the pulse: its two central taps
+    np.testing.assert_array_equal(targets[:, 1], [0, 0, 0, 0])  # not_mel-sine covers all taps
+    lone = int(np.flatnonzero((ds.sounds["start"] == 25000).to_numpy())[0])
+    row = int(np.flatnonzero(batch.sounds == lone)[0])
+    np.testing.assert_array_equal(batch.targets[row][:, 1], [2, 2, 2, 2])  # nothing known of mel-sine there
+
+
+def test_augmentation_statistics_and_its_own_stream():
+    rng = np.random.default_rng(0)
+    n, tics = 4000, 64
+    ones = np.ones((n, tics, 1), np.float32)
+    targets = np.tile(np.array([[0, 1]]), (n, 1))
+
+    audio, _ = D.augment(ones.copy(), targets, D.Augmentation(volume=(0.5, 1.5)), rng)
+    gains = audio[:, 0, 0]
+    assert np.allclose(audio, gains[:, None, None])  # one gain per example and channel
+    assert abs(gains.mean() - 1.0) < 0.02 and abs(gains.std() - 1 / np.sqrt(12)) < 0.02
+
+    audio, _ = D.augment(np.zeros((n, tics, 1), np.float32), targets, D.Augmentation(noise=(0.1, 0.1)), rng)
+    assert abs(audio.std() - 0.1) < 0.002 and abs(audio.mean()) < 0.002
+
+    audio, _ = D.augment(np.zeros((n, tics, 1), np.float32), targets, D.Augmentation(dc=(-0.2, 0.2)), rng)
+    assert np.allclose(audio, audio[:, :1]) and abs(audio[:, 0, 0].std() - 0.4 / np.sqrt(12)) < 0.01
+
+    ramp = np.tile(np.arange(tics, dtype=np.float32)[None, :, None], (n, 1, 1))
+    audio, flipped_targets = D.augment(ramp.copy(), targets, D.Augmentation(reverse=True), rng)
+    reversed_rows = audio[:, 0, 0] == tics - 1
+    assert 0.45 < reversed_rows.mean() < 0.55
+    np.testing.assert_array_equal(audio[reversed_rows], ramp[reversed_rows, ::-1])
+    np.testing.assert_array_equal(flipped_targets[reversed_rows], np.tile([[1, 0]], (reversed_rows.sum(), 1)))
+    np.testing.assert_array_equal(flipped_targets[~reversed_rows], targets[~reversed_rows])
+
+    audio, _ = D.augment(ones.copy(), targets, D.Augmentation(invert="yes"), rng)
+    assert set(np.unique(audio)) == {-1.0, 1.0} and 0.45 < (audio[:, 0, 0] < 0).mean() < 0.55
+
+    same = [D.augment(ones.copy(), targets, D.Augmentation(volume=(0.5, 2), noise=(0, 0.1)),
+                      np.random.default_rng(9))[0] for _ in range(2)]
+    np.testing.assert_array_equal(*same)
+
+
+def test_augmentation_does_not_change_which_examples_are_drawn(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(30, "mel-pulse")})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
+    plain = ds.training_batch(8, np.random.default_rng(4))
+    noisy = ds.training_batch(8, np.random.default_rng(4), augmentation=D.Augmentation(noise=(0.01, 0.01)),
+                              augment_rng=np.random.default_rng(99))
+    np.testing.assert_array_equal(plain.offset_tic, noisy.offset_tic)
+    assert not np.array_equal(plain.audio, noisy.audio)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+def test_a_label_without_annotations_is_named(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(40, "mel-pulse")})
+    with pytest.raises(D.DatasetError, match=r"no annotations of kind\(s\) \['annotated'\] with label\(s\) \['mel-sine'\]"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=GEOMETRY)
+
+
+def test_a_label_with_no_training_annotations_is_named(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(40, "mel-pulse"), "b.wav": [(20000, 20000, "mel-sine")]})
+    with pytest.raises(D.DatasetError, match=r"label\(s\) \['mel-sine'\] have no training annotations"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=GEOMETRY,
+                       validation_files=["b.wav"])
+
+
+def test_fewer_annotations_than_a_mini_batch(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(20, "mel-pulse")})
+    with pytest.raises(D.DatasetError, match="only 20 training annotation.*mini-batch is 32.*at most 20"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY, mini_batch=32)
+
+
+def test_context_longer_than_a_recording(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": [(200, 200, "mel-pulse")]}, ntics=400)
+    with pytest.raises(D.DatasetError, match=r"a.wav: the recording is 400 tics .* shorter than one example"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
+
+
+def test_annotations_too_close_to_an_edge_are_skipped_and_reported(tmp_path):
+    rows = [(100, 100, "mel-pulse"), (29900, 29900, "mel-pulse"), (5000, 5000, "mel-pulse"),
+            (10, 1000, "ambient"), (2000, 3000, "ambient")]
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY)
+    assert sorted(ds.skipped["start"]) == [100, 29900]
+    assert any("skipped 2 annotation(s) too close to an edge" in note for note in ds.notes)
+    ambient = ds.sounds[ds.sounds["start"] == 10].iloc[0]
+    assert ambient["first"] == 258 and ambient["last"] == 1000  # drawn only where a window fits
+    offsets = ds.training_batch(2000, np.random.default_rng(0)).offset_tic
+    assert offsets.min() >= 258 and offsets.max() <= 30000 - 258
+
+
+def test_a_recording_at_the_wrong_rate_is_named(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(5, "mel-pulse")})
+    ramp_wav(tmp_path / "b.wav", rate=5000)
+    write_intervals_csv(intervals_frame("b.wav", 3000, 3000, "annotated", "mel-pulse"),
+                        tmp_path / "b.wav-annotated-person1.csv")
+    with pytest.raises(RecordingError, match=r"b.wav: sample rate is 5000 Hz but this project expects 2500 Hz"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY, rate=2500)
+    with pytest.raises(RecordingError, match=r"b.wav: sample rate is 5000 Hz"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse"], geometry=GEOMETRY)  # the first one's rate
+
+
+def test_a_csv_naming_a_missing_recording(tmp_path):
+    write_intervals_csv(intervals_frame("gone.wav", 3000, 3000, "annotated", "mel-pulse"),
+                        tmp_path / "gone.wav-annotated-person1.csv")
+    with pytest.raises(D.DatasetError, match=r"names recording 'gone.wav', which is not in"):
+        D.make_dataset(tmp_path, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
+
+
+def test_kinds_select_rows_and_recordings_in_subfolders_are_found(tmp_path):
+    ground_truth(tmp_path / "round1", {"a.wav": many_rows(10, "mel-pulse")})
+    write_intervals_csv(intervals_frame("a.wav", [5000, 6000], [5000, 6000], "detected", "time"),
+                        tmp_path / "round1" / "a.wav-detected.csv")
+    ds = D.make_dataset(tmp_path, labels_to_use=["mel-pulse", "time"], kinds_to_use=["annotated", "detected"],
+                        geometry=GEOMETRY)
+    assert ds.counts(D.TRAINING) == {"mel-pulse": 10, "time": 2}
+    assert set(ds.sounds["recording"]) == {"round1/a.wav"}
+    only = D.make_dataset(tmp_path, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
+    assert set(only.sounds["kind"]) == {"annotated"}
