@@ -1,0 +1,213 @@
+"""Detections: SongExplorer's time/frequency threshold detector run on each recording.
+
+Every recording is split into ``detected`` intervals labelled ``time`` (loud), ``frequency``
+(tonal) and ``neither`` (quiet) by ``songexplorer_core.detect.detect_recording``, with the
+parameters of :class:`DetectionConfig` (SongExplorer's defaults). The rows are written twice,
+each atomically:
+
+* ``outputs/detections/<key>.parquet``: the project's interval table (``wav, start, stop, kind,
+  label``; tics 0-based and inclusive), for the steps downstream;
+* ``outputs/detected/<dir>/<wav>-detected.csv``: SongExplorer's headerless CSV, so the original's
+  tools and people's scripts read it as they always have.
+
+Two checks run in the same step: every interval lies inside the recording (tics ``0`` to
+``ntics - 1``) and no interval stops before it starts. With ``songexplorer_quirks`` on, the rows are
+SongExplorer v0.9.1's exactly, whose ``time`` stops are exclusive and whose ``frequency`` starts can
+be negative (spec Appendix A, quirks 1-2): the checks then report those rows as warnings.
+"""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from songexplorer_core.atomic import atomic_path
+from songexplorer_core.audio import check_recording
+from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.partitions import recordings_partitions
+from songexplorer_dagster.resources import ProjectResource
+
+#: Rows shown in the markdown preview of a materialisation (and of a failing check).
+PREVIEW_ROWS = 10
+
+INSIDE_CHECK = "intervals_within_recording"
+ORDER_CHECK = "start_not_after_stop"
+
+
+class DetectionConfig(dg.Config):
+    """Every parameter of SongExplorer's ``time-freq-threshold`` detector, with its defaults
+    (they mirror ``songexplorer_core.detect.DetectParams``; times in ms, frequencies in Hz)."""
+
+    time_sigma: list[int] = Field(
+        default=[9, 4],
+        description="[σ_signal, σ_noise] in MADs: a tic is loud above σ_signal, not quiet above σ_noise.",
+    )
+    time_smooth_ms: float = Field(
+        default=6.4, description="Loud stretches closer than this (ms) are merged (6.4 ms = 16 tics at 2500 Hz)."
+    )
+    frequency_n_ms: float = Field(
+        default=25.6,
+        description="F-test window (ms); must be a power of two in tics (25.6 ms = 64 tics at 2500 Hz).",
+    )
+    frequency_nw: int = Field(default=4, description="Time-half-bandwidth product NW of the DPSS tapers.")
+    frequency_p: list[float] = Field(
+        default=[0.1, 1.0],
+        description="[ρ_signal, ρ_noise]: each times 1/NFFT is the F-test's false-positive rate per bin.",
+    )
+    frequency_range_hz: list[float | None] = Field(
+        default=[0.0, None],
+        description="[low, high] Hz: only lines inside count as tonal; high null means the Nyquist frequency.",
+    )
+    frequency_smooth_ms: float = Field(
+        default=25.6, description="Smoothing (ms) of flagged F-test windows: opening, then closing."
+    )
+    time_sigma_robust: Literal["median", "mean"] = Field(
+        default="median", description="'median' (median and MAD) or 'mean' (mean and standard deviation)."
+    )
+    songexplorer_quirks: bool = Field(
+        default=False,
+        description=(
+            "Reproduce SongExplorer v0.9.1's rows exactly (exclusive `time` stops, `frequency` rows "
+            "that may start before tic 0, `neither` missing the ends). Off: inclusive intervals "
+            "inside the recording, as every other interval in the project."
+        ),
+    )
+
+    def to_params(self):
+        """The ``songexplorer_core.detect.DetectParams`` these values describe.
+
+        Raises:
+            ValueError: naming the parameter, for values the detector cannot use.
+        """
+        from songexplorer_core.detect import DetectParams  # scipy: only when a step runs
+
+        if len(self.frequency_range_hz) != 2:
+            raise ValueError(
+                f"frequency_range_hz must be [low, high] in Hz (high may be null); got {self.frequency_range_hz!r}"
+            )
+        return DetectParams(
+            time_sigma=tuple(self.time_sigma),
+            time_smooth_ms=self.time_smooth_ms,
+            frequency_n_ms=self.frequency_n_ms,
+            frequency_nw=self.frequency_nw,
+            frequency_p=tuple(self.frequency_p),
+            frequency_range_hz=tuple(self.frequency_range_hz),
+            frequency_smooth_ms=self.frequency_smooth_ms,
+            time_sigma_robust=self.time_sigma_robust,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# checks (pure functions of the interval table)
+
+
+def intervals_outside(frame: pd.DataFrame, ntics: int) -> pd.DataFrame:
+    """Rows reaching outside a recording of ``ntics`` tics (start < 0 or stop > ntics - 1)."""
+    return frame[(frame["start"] < 0) | (frame["stop"] > ntics - 1)]
+
+
+def intervals_reversed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose stop tic comes before their start tic."""
+    return frame[frame["stop"] < frame["start"]]
+
+
+def _preview(frame: pd.DataFrame, rate: int) -> str:
+    shown = frame.head(PREVIEW_ROWS).assign(
+        start_s=lambda f: (f["start"] / rate).round(4), stop_s=lambda f: (f["stop"] / rate).round(4)
+    )
+    text = shown.to_markdown(index=False) if len(shown) else "(no intervals)"
+    if len(frame) > PREVIEW_ROWS:
+        text += f"\n\n... {len(frame) - PREVIEW_ROWS} more rows"
+    return text
+
+
+def _check_result(name: str, bad: pd.DataFrame, *, rate: int, quirks: bool, what: str) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.WARN if quirks else dg.AssetCheckSeverity.ERROR
+    description = f"{len(bad)} interval(s) {what}" if len(bad) else f"no interval {what}"
+    if len(bad) and quirks:
+        description += " (expected with songexplorer_quirks: SongExplorer's own rows do this)"
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not len(bad),
+        severity=severity,
+        description=description,
+        metadata={"bad_intervals": dg.MetadataValue.int(len(bad)), "first_bad": dg.MetadataValue.md(_preview(bad, rate))},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the asset
+
+
+@dg.asset(
+    partitions_def=recordings_partitions,
+    deps=[recordings],
+    group_name="detection",
+    kinds={"scipy", "parquet", "csv"},
+    description=__doc__,
+    check_specs=[
+        dg.AssetCheckSpec(
+            INSIDE_CHECK,
+            asset="detections",
+            blocking=True,
+            description="Every detected interval lies inside its recording (tics 0 .. ntics-1).",
+        ),
+        dg.AssetCheckSpec(
+            ORDER_CHECK,
+            asset="detections",
+            blocking=True,
+            description="No detected interval stops before it starts.",
+        ),
+    ],
+)
+def detections(
+    context: dg.AssetExecutionContext, config: DetectionConfig, project: ProjectResource
+) -> dg.MaterializeResult:
+    """Detect loud, tonal and quiet intervals in one recording; write Parquet and SongExplorer CSV."""
+    from songexplorer_core.detect import detect_recording, write_detected_csv  # scipy: lazily
+
+    key = context.partition_key
+    path = project.recording_path(key)
+    settings = project.settings()
+    params = config.to_params()
+    info = check_recording(path, expected_rate=settings.audio_tic_rate, expected_channels=settings.audio_nchannels)
+    frame = detect_recording(
+        path,
+        params,
+        expected_rate=settings.audio_tic_rate,
+        expected_channels=settings.audio_nchannels,
+        quirks=config.songexplorer_quirks,
+    )
+
+    parquet_path = project.detections_path(key)
+    with atomic_path(parquet_path) as temporary:
+        frame.to_parquet(temporary, index=False, engine="pyarrow")
+    csv_path = write_detected_csv(frame, project.detected_csv_path(key))
+
+    counts = {str(label): int(n) for label, n in frame["label"].value_counts(sort=False).items()}
+    context.log.info(f"{path}: {len(frame)} detected intervals {counts}")
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "intervals_per_label": dg.MetadataValue.json(counts),
+        **{f"n_{label}": dg.MetadataValue.int(n) for label, n in sorted(counts.items())},
+        "preview": dg.MetadataValue.md(_preview(frame, info.rate)),
+        "parameters": dg.MetadataValue.json(
+            {**params.to_songexplorer(), "songexplorer_quirks": config.songexplorer_quirks}
+        ),
+        "recording": dg.MetadataValue.path(str(path)),
+        "parquet": dg.MetadataValue.path(str(parquet_path)),
+        "csv": dg.MetadataValue.path(str(csv_path)),
+    }
+    quirks = config.songexplorer_quirks
+    checks = [
+        _check_result(
+            INSIDE_CHECK,
+            intervals_outside(frame, info.frames),
+            rate=info.rate,
+            quirks=quirks,
+            what=f"outside tics 0..{info.frames - 1}",
+        ),
+        _check_result(ORDER_CHECK, intervals_reversed(frame), rate=info.rate, quirks=quirks, what="stop before start"),
+    ]
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)

@@ -1,0 +1,66 @@
+"""Recordings: the WAV files in the project's ``groundtruth/`` folder, one partition each.
+
+Materialising a partition checks that the file is a complete, readable WAV at the project's
+``audio_tic_rate`` with ``audio_nchannels`` channels (``songexplorer_core.audio.check_recording``).
+A bad file fails the step with a message naming the file and the fix, and nothing is written. A
+good one gets ``outputs/recordings/<key>.json`` (what its header said, and the file's size and
+modification time when it was checked) and its duration, rate, channels and tics as metadata.
+
+The recording itself is never modified.
+"""
+
+import json
+
+import dagster as dg
+
+from songexplorer_core.atomic import atomic_write
+from songexplorer_core.audio import check_recording
+from songexplorer_core.project import recording_relpath
+from songexplorer_dagster.partitions import recordings_partitions
+from songexplorer_dagster.resources import ProjectResource
+
+
+@dg.asset(
+    partitions_def=recordings_partitions,
+    group_name="recordings",
+    kinds={"wav", "soundfile", "json"},
+    description=__doc__,
+)
+def recordings(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    """Check one recording's header against the project's rate (Hz) and channel count."""
+    key = context.partition_key
+    path = project.recording_path(key)
+    settings = project.settings()
+    # Raises RecordingError ("<path>: sample rate is 44100 Hz but this project expects 2500 Hz.
+    # Resample ...") before anything is written.
+    info = check_recording(
+        path, expected_rate=settings.audio_tic_rate, expected_channels=settings.audio_nchannels
+    )
+    stat = path.stat()
+    record = {
+        "key": key,
+        "path": recording_relpath(key).as_posix(),  # relative to groundtruth/
+        "rate_hz": info.rate,
+        "channels": info.channels,
+        "tics": info.frames,
+        "duration_s": info.duration_s,
+        "subtype": info.subtype,
+        "size_bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+    record_path = project.recording_record_path(key)
+    with atomic_write(record_path) as handle:
+        json.dump(record, handle, indent=2)
+    context.log.info(f"{path}: {info.duration_s:.1f} s, {info.rate} Hz, {info.channels} channel(s)")
+    return dg.MaterializeResult(
+        metadata={
+            "duration_s": dg.MetadataValue.float(info.duration_s),
+            "rate_hz": dg.MetadataValue.int(info.rate),
+            "channels": dg.MetadataValue.int(info.channels),
+            "tics": dg.MetadataValue.int(info.frames),
+            "size_bytes": dg.MetadataValue.int(stat.st_size),
+            "subtype": dg.MetadataValue.text(info.subtype),
+            "path": dg.MetadataValue.path(str(path)),
+            "record": dg.MetadataValue.path(str(record_path)),
+        }
+    )

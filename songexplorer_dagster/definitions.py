@@ -1,0 +1,26 @@
+"""The Dagster code location: every asset, job, sensor and resource of songexplorer-dagster.
+
+Load it with ``dagster dev -w workspace.yaml`` (the repo-root workspace names this module), or
+``dagster asset materialize -m songexplorer_dagster.definitions --select detections --partition KEY``.
+Which project it works on is ``$SONGEXPLORER_PROJECT`` (default ``./songexplorer-project``); run it
+with ``DAGSTER_HOME=$SONGEXPLORER_PROJECT/dagster_home`` so runs and sensor state stay with the data.
+
+Importing this module must stay fast (it is imported by every run and code-server process):
+heavy libraries (scipy's detector, TensorFlow, UMAP, Panel) are imported inside the steps that use
+them, never at module level.
+"""
+
+import dagster as dg
+
+from songexplorer_dagster.assets.detections import detections
+from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.jobs import detect_recordings_job
+from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.sensors import new_recordings_sensor
+
+defs = dg.Definitions(
+    assets=[recordings, detections],
+    jobs=[detect_recordings_job],
+    sensors=[new_recordings_sensor],
+    resources={"project": ProjectResource()},
+)

@@ -1,0 +1,5 @@
+"""Resources: configurable handles on the outside world (the project folder)."""
+
+from songexplorer_dagster.resources.project import ProjectResource
+
+__all__ = ["ProjectResource"]
