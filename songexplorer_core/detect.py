@@ -380,6 +380,18 @@ def _footprints(length: int) -> tuple[np.ndarray, np.ndarray]:
     return footprint, footprint[::-1]
 
 
+def _closing_by_footprint(mask: np.ndarray, length: int) -> np.ndarray:
+    padded, mirrored = _footprints(length)
+    dilated = ndimage.grey_dilation(mask, footprint=mirrored, mode="reflect")
+    return ndimage.grey_erosion(dilated, footprint=mirrored, mode="reflect")
+
+
+def _opening_by_footprint(mask: np.ndarray, length: int) -> np.ndarray:
+    padded, mirrored = _footprints(length)
+    eroded = ndimage.grey_erosion(mask, footprint=padded, mode="reflect")
+    return ndimage.grey_dilation(eroded, footprint=padded, mode="reflect")
+
+
 def skimage_closing(mask: np.ndarray, length: int) -> np.ndarray:
     """``skimage.morphology.closing(mask, np.ones(length))`` for a 1-D boolean mask.
 
@@ -390,9 +402,13 @@ def skimage_closing(mask: np.ndarray, length: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.size == 0 or length <= 1:
         return mask.copy()
-    padded, mirrored = _footprints(length)
-    dilated = ndimage.grey_dilation(mask, footprint=mirrored, mode="reflect")
-    return ndimage.grey_erosion(dilated, footprint=mirrored, mode="reflect")
+    if mask.size <= 2 * length:
+        return _closing_by_footprint(mask, length)
+    # Same windows as the footprints above, with scipy's O(n) running max/min; identical results
+    # once the array is longer than the footprint (the reflected border then fits in the array).
+    shift = -1 if length % 2 == 0 else 0
+    dilated = ndimage.maximum_filter1d(mask, length, origin=shift, mode="reflect")
+    return ndimage.minimum_filter1d(dilated, length, origin=0, mode="reflect")
 
 
 def skimage_opening(mask: np.ndarray, length: int) -> np.ndarray:
@@ -401,9 +417,11 @@ def skimage_opening(mask: np.ndarray, length: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.size == 0 or length <= 1:
         return mask.copy()
-    padded, mirrored = _footprints(length)
-    eroded = ndimage.grey_erosion(mask, footprint=padded, mode="reflect")
-    return ndimage.grey_dilation(eroded, footprint=padded, mode="reflect")
+    if mask.size <= 2 * length:
+        return _opening_by_footprint(mask, length)
+    shift = -1 if length % 2 == 0 else 0
+    eroded = ndimage.minimum_filter1d(mask, length, origin=shift, mode="reflect")
+    return ndimage.maximum_filter1d(eroded, length, origin=0, mode="reflect")
 
 
 def mask_runs(mask: np.ndarray) -> np.ndarray:
@@ -469,11 +487,14 @@ def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[
         constant give NaN for F (0/0) and are never detected.
     """
     frames = np.asarray(frames, dtype=np.float64)
-    ntapers = tapers.shape[0]
+    ntapers, window_tics = tapers.shape
     demeaned = frames - np.mean(frames, axis=-1)[:, None]
-    # (windows, tapers, bins). numpy's pocketfft gives the same bits as the scipy.fftpack.fft
-    # nitime calls, for these real inputs.
-    spectra = np.fft.rfft(demeaned[:, None, :] * tapers, n=nfft, axis=-1)
+    # Tapered windows zero-padded to nfft, written straight into the padded buffer (faster than
+    # rfft(..., n=nfft)); numpy's pocketfft gives the same bits as the scipy.fftpack.fft nitime
+    # calls, for these real inputs. spectra: (windows, tapers, bins).
+    padded = np.zeros((frames.shape[0], ntapers, nfft))
+    np.multiply(demeaned[:, None, :], tapers, out=padded[..., :window_tics])
+    spectra = np.fft.rfft(padded, axis=-1)
     taper_sums = tapers.sum(axis=1)
     taper_sums_sq = np.sum(taper_sums**2)
     # Sums over tapers run k = 0, 1, ... in turn, the order numpy uses for nitime's

@@ -184,6 +184,17 @@ def test_closing_reflects_at_the_borders_as_skimage_does():
     assert not skimage_closing(np.zeros(50, bool), 16).any()
 
 
+def test_running_filters_agree_with_the_footprint_definition():
+    from songexplorer_core.detect import _closing_by_footprint, _opening_by_footprint
+
+    rng = np.random.default_rng(0)
+    for length in (2, 3, 4, 15, 16, 17):
+        for _ in range(200):
+            mask = rng.random(int(rng.integers(1, 8 * length))) < rng.random()
+            np.testing.assert_array_equal(skimage_closing(mask, length), _closing_by_footprint(mask, length))
+            np.testing.assert_array_equal(skimage_opening(mask, length), _opening_by_footprint(mask, length))
+
+
 def test_opening_removes_single_windows_and_keeps_pairs():
     mask = np.zeros(30, bool)
     mask[[5, 10, 11, 20, 21, 22]] = True
