@@ -1,0 +1,213 @@
+"""Speed of the "finding and fixing mistakes" steps (review): congruence first; more measurements
+(activations, cluster, ...) are appended to ``MEASUREMENTS``.
+
+Congruence, the target case of SongExplorer's tutorial (spec §12.2: 355 s there): two one-minute
+2500 Hz recordings of synthetic song (about 380 pulses each, like the tutorial's dense
+recording's 374/398), densely annotated by two annotators (a perfect one and one who jitters
+pulses by a few tics, misses 5 % of them, adds a few, and places sine-bout ends loosely; both
+also mark the ambient stretches between songs), and a model's probabilities for three labels at
+625 Hz, swept over 20 thresholds; tic and label level. Timed: the whole ``congruence_sweep``
+(thresholding probabilities into intervals included) plus ``congruence`` of one ethogram, median
+of ``--runs`` warm runs after one cold run.
+
+Usage::
+
+    .venv/bin/python benchmarks/review.py              # all measurements
+    .venv/bin/python benchmarks/review.py congruence --runs 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from songexplorer_core.annotations import concat_intervals, intervals_frame  # noqa: E402
+from songexplorer_core.classify import Probabilities  # noqa: E402
+from songexplorer_core.congruence import congruence, congruence_sweep  # noqa: E402
+from songexplorer_core.ethogram import ethogram_threshold  # noqa: E402
+from songexplorer_core.synth import (  # noqa: E402
+    AMBIENT_LABEL,
+    PULSE_LABEL,
+    SINE_LABEL,
+    SongParams,
+    SynthSong,
+    dense_annotations,
+    make_song,
+)
+
+RATE = 2500
+STRIDE = 4
+LABELS = (PULSE_LABEL, SINE_LABEL, AMBIENT_LABEL)
+#: SongExplorer v0.9.1's congruence on the tutorial's 60 s dense recording, 3 labels, 2 people,
+#: 20 thresholds (spec §12.2).
+SONGEXPLORER_CONGRUENCE_S = 355.0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}"
+
+
+def median_time(run: Callable[[], object], runs: int) -> tuple[float, float, list[float]]:
+    """Cold time of the first call, then the median of ``runs`` more; seconds."""
+    start = time.perf_counter()
+    run()
+    cold = time.perf_counter() - start
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return cold, statistics.median(times), times
+
+
+# ---------------------------------------------------------------------------------------------
+# the congruence case
+
+
+def ambient_between_songs(song: SynthSong, margin_s: float = 0.05) -> pd.DataFrame:
+    """The stretches between pulse trains and sine bouts, ``margin_s`` clear of them: how an
+    annotator marks ambient densely."""
+    events = song.song().sort_values("start")
+    margin = int(margin_s * song.rate)
+    starts = np.concatenate([[0], events["stop"].to_numpy() + 1 + margin])
+    stops = np.concatenate([events["start"].to_numpy() - 1 - margin, [song.ntics - 1]])
+    keep = stops - starts > 2 * margin
+    return intervals_frame(song.wav, starts[keep], stops[keep], "annotated", AMBIENT_LABEL)
+
+
+def careless_annotations(song: SynthSong, truth: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+    """A second annotator: pulses jittered by up to 3 tics, 5 % missed, 2 % extra; sine ends off
+    by up to 0.05 s; ambient as the first annotator."""
+    rng = np.random.default_rng(seed)
+    pulses = truth[truth["label"] == PULSE_LABEL]
+    keep = rng.random(len(pulses)) > 0.05
+    centre = pulses["start"].to_numpy()[keep] + rng.integers(-3, 4, keep.sum())
+    extra = rng.integers(0, song.ntics, max(1, len(pulses) // 50))
+    centre = np.clip(np.concatenate([centre, extra]), 0, song.ntics - 1)
+    sines = truth[truth["label"] == SINE_LABEL]
+    wobble = int(0.05 * song.rate)
+    start = sines["start"].to_numpy() + rng.integers(-wobble, wobble + 1, len(sines))
+    stop = sines["stop"].to_numpy() + rng.integers(-wobble, wobble + 1, len(sines))
+    start, stop = np.clip(start, 0, song.ntics - 1), np.clip(stop, 0, song.ntics - 1)
+    ok = start <= stop
+    return concat_intervals([
+        intervals_frame(song.wav, centre, centre, "annotated", PULSE_LABEL),
+        intervals_frame(song.wav, start[ok], stop[ok], "annotated", SINE_LABEL),
+        truth[truth["label"] == AMBIENT_LABEL],
+    ]).sort_values("start", kind="stable").reset_index(drop=True)
+
+
+def model_probabilities(song: SynthSong, *, seed: int) -> Probabilities:
+    """Probabilities a decent model might give: each label's truth, smoothed over a few samples,
+    plus noise, normalised to sum to 1 per sample (an exclusive model at 625 Hz)."""
+    rng = np.random.default_rng(seed)
+    nsamples = song.ntics // STRIDE
+    tics = np.arange(nsamples) * STRIDE
+    on = np.zeros((nsamples, len(LABELS)))
+    for column, frame in ((0, song.pulses), (1, song.sines)):
+        for start, stop in frame[["start", "stop"]].to_numpy():
+            on[(tics >= start) & (tics <= stop), column] = 1.0
+    on[:, 2] = 1.0 - on[:, :2].max(axis=1)
+    kernel = np.hanning(7) / np.hanning(7).sum()
+    smooth = np.stack([np.convolve(on[:, i], kernel, mode="same") for i in range(len(LABELS))], axis=1)
+    logits = 4.0 * smooth + rng.normal(0.0, 0.6, smooth.shape)
+    values = np.exp(logits - logits.max(axis=1, keepdims=True))
+    values /= values.sum(axis=1, keepdims=True)
+    return Probabilities(values=values.astype(np.float32), labels=LABELS, rate=song.rate, stride_tics=STRIDE,
+                         wav=song.wav, ntics=song.ntics)
+
+
+@dataclass(frozen=True)
+class CongruenceCase:
+    probabilities: list[Probabilities]
+    annotations: dict[str, pd.DataFrame]
+    predictions: pd.DataFrame
+    pulses_per_recording: list[int]
+
+
+def congruence_case(nrecordings: int = 2, duration_s: float = 60.0, seed: int = 1) -> CongruenceCase:
+    params = replace(SongParams(), pulse_train_rate_per_min=22.0, sine_bout_rate_per_min=5.0)
+    people: dict[str, list[pd.DataFrame]] = {"Person1": [], "Person2": []}
+    probabilities = []
+    pulses = []
+    for index in range(nrecordings):
+        song = make_song(duration_s, RATE, params, seed=seed + index, wav=f"dense{index + 1}.wav")
+        truth = concat_intervals([dense_annotations(song), ambient_between_songs(song)])
+        people["Person1"].append(truth)
+        people["Person2"].append(careless_annotations(song, truth, seed=seed + 100 + index))
+        probabilities.append(model_probabilities(song, seed=seed + 200 + index))
+        pulses.append(len(song.pulse_centres))
+    annotations = {name: concat_intervals(frames) for name, frames in people.items()}
+    predictions = concat_intervals(ethogram_threshold(p, {label: 0.5 for label in LABELS}) for p in probabilities)
+    return CongruenceCase(probabilities, annotations, predictions, pulses)
+
+
+def measure_congruence(runs: int) -> dict:
+    case = congruence_case()
+
+    def run():
+        congruence(case.annotations, case.predictions)
+        return congruence_sweep(case.probabilities, case.annotations, thresholds=20)
+
+    sweep = run()
+    cold, median, times = median_time(run, runs)
+    scores = sweep.scores
+    best = scores[(scores["reference"] == "songexplorer")].groupby(["label", "measure"])["f1"].max()
+    return {
+        "what": "congruence: 2 x 60 s at 2500 Hz, 2 annotators + model, 3 labels, 20 thresholds, tic+label",
+        "pulses per recording": case.pulses_per_recording,
+        "cold s": round(cold, 3),
+        "median s": round(median, 3),
+        "runs s": [round(t, 3) for t in times],
+        "SongExplorer s": SONGEXPLORER_CONGRUENCE_S,
+        "speed-up": round(SONGEXPLORER_CONGRUENCE_S / median),
+        "best F1 (sanity)": {f"{label}/{measure}": round(float(value), 3) for (label, measure), value in best.items()},
+    }
+
+
+#: Every measurement of this script, in order: (name, function(runs) -> dict of results).
+MEASUREMENTS: list[tuple[str, Callable[[int], dict]]] = [
+    ("congruence", measure_congruence),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"measurements to run (default all: "
+                        f"{', '.join(name for name, _ in MEASUREMENTS)})")
+    parser.add_argument("--runs", type=int, default=5, help="warm runs for the median (default 5)")
+    args = parser.parse_args(argv)
+    known = dict(MEASUREMENTS)
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        parser.error(f"unknown measurement(s) {unknown}; known: {list(known)}")
+    print(machine())
+    for name in args.names or list(known):
+        print(f"\n== {name}")
+        for key, value in known[name](args.runs).items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
