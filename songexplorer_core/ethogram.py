@@ -289,16 +289,20 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str], *, rate: int
+def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str], *, rate: int | None = None
                        ) -> Probabilities:
     """The probabilities of ``wav`` from ``folder``: the ``.npz`` written by classify if present,
-    otherwise SongExplorer's per-label probability WAVs (``rate`` = the recording's tic rate)."""
+    otherwise SongExplorer's per-label probability WAVs, which need ``rate`` (the recording's
+    tic rate, Hz) because they only carry the output rate."""
     npz = Path(folder) / probabilities_npz_name(wav)
     if npz.exists():
         probs = read_probabilities(npz)
-        if probs.rate != int(rate):
-            raise ValueError(f"{npz}: was computed at {probs.rate} Hz but --audio_tic_rate is {rate} Hz")
+        if rate is not None and probs.rate != int(rate):
+            raise ValueError(f"{npz}: was computed at {probs.rate} Hz but the audio tic rate given is {rate} Hz")
         return probs
+    if rate is None:
+        raise ValueError(f"{npz} does not exist, and reading probability WAVs of {wav} from {folder} needs the "
+                         f"recording's tic rate: give --audio-tic-rate")
     return read_probability_wavs(folder, wav, labels, rate=rate)
 
 
@@ -307,7 +311,7 @@ def run_ethogram(
     thresholds_path: str | os.PathLike,
     *,
     probabilities_dir: str | os.PathLike,
-    rate: int,
+    rate: int | None = None,
     out_dir: str | os.PathLike | None = None,
     method: str = "threshold",
 ) -> list[Path]:
@@ -342,5 +346,5 @@ def run_ethogram(
     with atomic_write(log, "w", encoding="utf-8") as handle:
         handle.write(f"logdir: {model_dir.parent}\nmodel: {model_dir.name}\n"
                      f"thresholds_file: {thresholds_path.name}\nwav_file: {Path(wav).name}\n"
-                     f"audio_tic_rate: {rate}\nmethod: {method}\n")
+                     f"audio_tic_rate: {probs.rate}\nmethod: {method}\n")
     return written

@@ -213,3 +213,26 @@ def test_unreachable_ratio_warns_and_takes_the_closest_threshold():
     with pytest.warns(AccuracyWarning, match="never reaches 1.0"):
         threshold = threshold_at_ratio(curve, 1.0)
     assert threshold == pytest.approx(0.5)
+
+
+def test_command_line_on_a_folder_of_training_runs(tmp_path, capsys):
+    from songexplorer_core.cli import main
+
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 3, size=(40, 2))
+    for model, noise in (("train_1r", 0.5), ("train_2r", 2.0)):
+        (tmp_path / model).mkdir()
+        for step in (30, 60):
+            logits = logits_for(gt, margin=2.0) + rng.normal(0, noise, size=(40, 2, 3)).astype(np.float32)
+            save_validation(tmp_path / model / f"validation.ckpt-{step}.npz", logits, gt)
+    assert main(["accuracy", str(tmp_path), "--error-ratio", "1,2", "--plots", "best", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "train_1r: 2 checkpoint(s); best ckpt-" in out and "train_2r" in out
+    for model in ("train_1r", "train_2r"):
+        summary = json.loads((tmp_path / model / "accuracy.json").read_text())
+        best = summary["best_checkpoint"]
+        assert (tmp_path / model / f"thresholds-2.0pr.ckpt-{best}.csv").exists()
+        assert (tmp_path / model / "confusion-matrix.png").exists()
+        assert not (tmp_path / model / f"confusion-matrix.ckpt-{best}.png").exists()  # --plots best
+    assert main(["accuracy", str(tmp_path / "train_1r" / "nothing")]) == 2
+    assert "no validation.ckpt" in capsys.readouterr().err

@@ -237,3 +237,44 @@ def test_wrong_model_geometry_is_reported():
         warnings.simplefilter("ignore")
         with pytest.raises(ClassifyError, match="do not match its layers"):
             classify_samples(tm, noise(1_000), rate=RATE)
+
+
+def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
+    from songexplorer_core.cli import main
+    from songexplorer_core.ethogram import write_thresholds_csv
+
+    models.save_trained_model(small_model, tmp_path / "logs" / "train_1r" / "ckpt-30")
+    audio = noise(5_000, seed=8)
+    wav = write_wav(tmp_path / "song.wav", audio)
+    bad = write_wav(tmp_path / "other.wav", noise(5_000), rate=5_000)
+    out = tmp_path / "out"
+    status = main(["classify", str(wav), str(bad), "--model", str(tmp_path / "logs" / "train_1r" / "ckpt-30"),
+                   "--out-dir", str(out), "--prevalences", "1,1,2", "--labels", "c,b,a", "--no-progress"])
+    assert status == 1  # the 5 kHz recording failed and is named; song.wav was still written
+    assert "other.wav: sample rate is 5000 Hz" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["song-a.wav", "song-b.wav", "song-c.wav",
+                                                     "song.wav-probabilities.npz"]
+    probs = read_probabilities(out / "song.wav-probabilities.npz")
+    expected = classify_samples(small_model, soundfile.read(str(wav), dtype="int16")[0], rate=RATE,
+                                prevalences={"a": 2, "b": 1, "c": 1})
+    np.testing.assert_allclose(probs.values, expected.values, atol=2e-6)
+    # thresholds at the median of each label's probability: every label gets some intervals
+    computed = probs.values[probs.npadding:]
+    thresholds = {label: float(np.median(computed[:, i])) for i, label in enumerate(probs.labels)}
+    thresholds_file = write_thresholds_csv(thresholds, tmp_path / "logs" / "train_1r" / "thresholds.ckpt-30.csv")
+    status = main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                   "--no-progress"])
+    assert status == 0
+    from songexplorer_core.annotations import read_intervals_csv
+
+    predicted = read_intervals_csv(out / "song.wav-predicted.csv")
+    assert set(predicted["label"]) == {"a", "b", "c"}
+    assert predicted.equals(ethogram_threshold(probs, thresholds, wav="song.wav"))
+    (out / "song.wav-probabilities.npz").unlink()  # now from SongExplorer's probability WAVs
+    assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--no-progress"]) == 1
+    assert "--audio-tic-rate" in capsys.readouterr().err
+    assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--audio-tic-rate", "2500", "--no-progress"]) == 0
+    from_wavs = read_intervals_csv(out / "song.wav-predicted.csv")
+    assert abs(len(from_wavs) - len(predicted)) <= 0.05 * len(predicted)  # int16 rounding moves a few edges

@@ -1,0 +1,67 @@
+"""``songexplorer ethogram WAV... --thresholds FILE --probabilities-dir DIR``: predicted intervals.
+
+Writes, per recording, ``<wav>-predicted-<ratio>pr.csv`` for each precision/recall ratio of the
+thresholds file (``<wav>-predicted.csv`` when the file does not state one, as SongExplorer
+v0.9.1 names it) and ``<wav>-ethogram.log`` naming the model and thresholds file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from songexplorer_core.annotations import read_intervals_csv
+from songexplorer_core.ethogram import METHODS, run_ethogram
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ethogram",
+        help="turn probabilities into predicted intervals with per-label thresholds",
+        description="Apply per-label thresholds to the probabilities classify wrote (SongExplorer's "
+        "ethogram): every run of samples strictly above a label's threshold becomes a 'predicted' "
+        "interval (method 'threshold'), or every sample gets its most probable label (method "
+        "'maxprob'). Reads <wav>-probabilities.npz, else SongExplorer's probability WAVs.",
+    )
+    parser.add_argument("recordings", nargs="+", metavar="WAV",
+                        help="recordings whose probabilities to use (only their names matter)")
+    parser.add_argument("--thresholds", required=True, metavar="FILE",
+                        help="thresholds file from accuracy: thresholds.ckpt-<N>.csv, "
+                        "thresholds-<ratio>pr.ckpt-<N>.csv, a congruence dense file, or SongExplorer's "
+                        "older 'precision/recall,...' format (one output per ratio)")
+    parser.add_argument("--probabilities-dir", required=True, metavar="DIR",
+                        help="folder holding the classify outputs of the recordings")
+    parser.add_argument("--out-dir", metavar="DIR", help="folder for the CSVs and logs (default: --probabilities-dir)")
+    parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+                        help="the recordings' tic rate, Hz; needed only when reading probability WAVs "
+                        "(the .npz records it)")
+    parser.add_argument("--method", choices=METHODS, default="threshold",
+                        help="SongExplorer's ethogram plug-in: 'threshold' or 'maxprob' (default %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    failures = []
+    recordings = [Path(p).name for p in args.recordings]
+    bar = tqdm(recordings, desc="ethogram", unit="recording", disable=args.no_progress, file=sys.stderr)
+    for wav in bar:
+        bar.set_postfix_str(wav)
+        try:
+            written = run_ethogram(wav, args.thresholds, probabilities_dir=args.probabilities_dir,
+                                   rate=args.audio_tic_rate, out_dir=args.out_dir, method=args.method)
+        except (ValueError, OSError, KeyError) as error:
+            failures.append(wav)
+            tqdm.write(f"songexplorer ethogram: error: {error}", file=sys.stderr)
+            continue
+        for path in written:
+            counts = read_intervals_csv(path)["label"].value_counts()
+            summary = ", ".join(f"{counts[x]} {x}" for x in sorted(counts.index)) or "nothing predicted"
+            tqdm.write(f"{wav}: {summary} -> {path}", file=sys.stdout)
+    if failures:
+        print(f"songexplorer ethogram: {len(failures)} of {len(recordings)} recording(s) failed: "
+              f"{', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
