@@ -1,0 +1,81 @@
+"""The visible window of a recording and SongExplorer's navigation buttons (spec §10.1).
+
+``↑`` zooms in (never below :data:`MIN_WIDTH_TICS`), ``↓`` zooms out (never beyond the recording),
+``○`` resets the width, ``←``/``→`` pan by half a width, ``⇤``/``⇥`` go to the ends. All positions
+are tics (0-based); the window is ``[start, start + width)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: SongExplorer does not zoom in below 20 tics.
+MIN_WIDTH_TICS = 20
+
+
+@dataclass(frozen=True)
+class Viewport:
+    """A window ``[start, start + width)`` tics onto a recording of ``ntics`` tics; ``default_width``
+    is what :meth:`reset` returns to."""
+
+    start: int
+    width: int
+    ntics: int
+    default_width: int
+
+    @classmethod
+    def initial(cls, ntics: int, default_width: int) -> Viewport:
+        """The window at the start of a recording, ``default_width`` tics wide (or all of it)."""
+        ntics = max(int(ntics), 1)
+        default_width = max(min(int(default_width), ntics), min(MIN_WIDTH_TICS, ntics))
+        return cls(0, default_width, ntics, default_width)
+
+    @property
+    def stop(self) -> int:
+        """One past the last visible tic."""
+        return self.start + self.width
+
+    @property
+    def centre(self) -> float:
+        return self.start + self.width / 2
+
+    def _placed(self, start: float, width: float) -> Viewport:
+        width = int(round(min(max(width, min(MIN_WIDTH_TICS, self.ntics)), self.ntics)))
+        start = int(round(min(max(start, 0), self.ntics - width)))
+        return replace(self, start=start, width=width)
+
+    def zoom(self, factor: float, *, centre: float | None = None) -> Viewport:
+        """Width divided by ``factor`` (2 = zoom in), keeping ``centre`` (default: the middle)."""
+        centre = self.centre if centre is None else centre
+        width = self.width / factor
+        return self._placed(centre - width / 2, width)
+
+    def zoom_in(self) -> Viewport:
+        return self.zoom(2.0)
+
+    def zoom_out(self) -> Viewport:
+        return self.zoom(0.5)
+
+    def reset(self) -> Viewport:
+        """The default width, around the same centre."""
+        return self._placed(self.centre - self.default_width / 2, self.default_width)
+
+    def pan(self, widths: float) -> Viewport:
+        """Move by ``widths`` window widths (``-0.5`` is SongExplorer's ``←``)."""
+        return self._placed(self.start + widths * self.width, self.width)
+
+    def to_start(self) -> Viewport:
+        return self._placed(0, self.width)
+
+    def to_end(self) -> Viewport:
+        return self._placed(self.ntics - self.width, self.width)
+
+    def centred_on(self, tic: float) -> Viewport:
+        """The same width, centred on ``tic`` (as far as the ends allow)."""
+        return self._placed(tic - self.width / 2, self.width)
+
+    def showing(self, start: int, stop: int) -> Viewport:
+        """This window if it already shows ``[start, stop]``, else one centred on it."""
+        if start >= self.start and stop < self.stop:
+            return self
+        return self.centred_on((start + stop) / 2)

@@ -1,0 +1,55 @@
+"""``songexplorer annotate``: serve the annotator (a Panel app) for a project on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+
+from songexplorer_core.project import project_from_env
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "annotate",
+        help="serve the annotator: see, hear and label the project's recordings in a browser",
+        description="Serve the annotator at http://ADDRESS:PORT/annotate. Annotations are saved beside "
+        "each recording as <recording>-annotated-<name>.csv (atomically, merged with the file on disk); "
+        "only the project's groundtruth/ is written to. Binds 127.0.0.1 (this machine only) by default.",
+    )
+    parser.add_argument("--project", default=None,
+                        help="project folder (default: $SONGEXPLORER_PROJECT, else ./songexplorer-project)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1; anything else lets other machines "
+                        "read and annotate the recordings)")
+    parser.add_argument("--port", type=int, default=5006, help="TCP port (default 5006; 0 picks a free one)")
+    parser.add_argument("--annotator", default=None,
+                        help="your name, used in the file names of your annotations; if omitted, the app "
+                        "asks once per browser")
+    parser.add_argument("--context", type=float, default=4.0,
+                        help="default width of the context window, seconds (default 4)")
+    parser.add_argument("--labels", default="",
+                        help="comma-separated labels for the label boxes (default: the most common labels "
+                        "of the project's annotations)")
+    parser.add_argument("--autosave", type=float, default=5.0,
+                        help="seconds between automatic saves of unsaved changes; 0 saves only on the Save "
+                        "button and when the page closes (default 5)")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from annotator.server import serve  # panel is imported only when the annotator is served
+
+    root = args.project or project_from_env().root
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.address}: other machines can read and annotate this project's "
+              f"recordings", file=sys.stderr)
+    port = args.port
+    if port == 0:
+        from annotator.server import free_port
+
+        port = free_port(args.address)
+    print(f"annotator: http://{args.address}:{port}/annotate  (project {root}; Ctrl-C stops)", flush=True)
+    serve(root, address=args.address, port=port, annotator=args.annotator, show=args.show,
+          context_s=args.context, labels=labels, autosave_s=args.autosave)
+    return 0
