@@ -468,7 +468,9 @@ def time_runs(channel: np.ndarray, settings: DetectSettings) -> tuple[np.ndarray
 # frequency criterion: Thomson's multitaper harmonic F-test
 
 
-def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[np.ndarray, np.ndarray]:
+def harmonic_f_test(
+    frames: np.ndarray, tapers: np.ndarray, nfft: int, *, workspace: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Thomson's harmonic F statistic for every window (row) of ``frames`` at once.
 
     The arithmetic of ``nitime.utils.detect_lines``: each window has its mean removed, is
@@ -481,6 +483,8 @@ def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[
         frames: ``(nwindows, N)`` real samples.
         tapers: ``(K, N)`` tapers (see :func:`multitaper_tapers`).
         nfft: FFT length (>= N).
+        workspace: optional zeroed float64 buffer of shape ``(>= nwindows, K, nfft)`` reused
+            between calls; only its first ``N`` columns are written, the rest must stay zero.
 
     Returns:
         ``(F, mu)``, both ``(nwindows, nfft//2 + 1)``: F float64, mu complex128. Windows that are
@@ -488,25 +492,29 @@ def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[
     """
     frames = np.asarray(frames, dtype=np.float64)
     ntapers, window_tics = tapers.shape
+    nwindows = frames.shape[0]
     demeaned = frames - np.mean(frames, axis=-1)[:, None]
     # Tapered windows zero-padded to nfft, written straight into the padded buffer (faster than
     # rfft(..., n=nfft)); numpy's pocketfft gives the same bits as the scipy.fftpack.fft nitime
     # calls, for these real inputs. spectra: (windows, tapers, bins).
-    padded = np.zeros((frames.shape[0], ntapers, nfft))
+    if workspace is None:
+        workspace = np.zeros((nwindows, ntapers, nfft))
+    padded = workspace[:nwindows]
     np.multiply(demeaned[:, None, :], tapers, out=padded[..., :window_tics])
     spectra = np.fft.rfft(padded, axis=-1)
     taper_sums = tapers.sum(axis=1)
     taper_sums_sq = np.sum(taper_sums**2)
-    # Sums over tapers run k = 0, 1, ... in turn, the order numpy uses for nitime's
-    # np.sum(..., axis=-2), and multiply by complex taper sums as nitime's broadcasting does:
-    # F is bit-for-bit nitime's formula, only without its (windows, tapers, bins) temporaries.
-    weights = taper_sums.astype(np.complex128)
-    mu = spectra[:, 0] * weights[0]
-    scratch = np.empty_like(mu)
+    # nitime's sums over tapers, np.sum(..., axis=-2), add k = 0, 1, ... in turn; so do these
+    # loops. Its complex products U_k * Y_k (U_k real) are done on the (re, im) float pairs:
+    # the same values without the complex multiply. F is bit-for-bit nitime's formula.
+    pairs = spectra.view(np.float64)  # (windows, tapers, 2 * bins): re, im, re, im, ...
+    mu_pairs = pairs[:, 0] * taper_sums[0]
+    scratch = np.empty_like(mu_pairs)
     for k in range(1, ntapers):
-        np.multiply(spectra[:, k], weights[k], out=scratch)
-        mu += scratch
-    mu /= taper_sums_sq
+        np.multiply(pairs[:, k], taper_sums[k], out=scratch)
+        mu_pairs += scratch
+    mu = mu_pairs.view(np.complex128)
+    mu /= taper_sums_sq  # a complex division, as nitime's (not the same bits as dividing re, im)
     with np.errstate(invalid="ignore", divide="ignore"):
         numerator = np.abs(mu)
         np.square(numerator, out=numerator)
@@ -515,16 +523,37 @@ def harmonic_f_test(frames: np.ndarray, tapers: np.ndarray, nfft: int) -> tuple[
         numerator[..., 0] = 1
         denominator = np.zeros(mu.shape)
         power = np.empty(mu.shape)
+        residual = scratch.view(np.complex128)
         for k in range(ntapers):
-            np.multiply(mu, weights[k], out=scratch)
-            np.subtract(spectra[:, k], scratch, out=scratch)
-            np.abs(scratch, out=power)
+            np.multiply(mu_pairs, taper_sums[k], out=scratch)
+            np.subtract(pairs[:, k], scratch, out=scratch)
+            np.abs(residual, out=power)
             np.square(power, out=power)
             denominator += power
         denominator /= 2 * ntapers - 2
         denominator[..., 0] = 1
         f_stat = numerator / denominator
     return f_stat, mu
+
+
+def _flag_lines(rows, bins, amplitude, nwindows, *, ntapers, nfft, low_cycles, high_cycles) -> np.ndarray:
+    """Windows with a line in range, from the detected (row, bin) pairs in row-major order."""
+    flags = np.zeros(nwindows, dtype=bool)
+    if rows.size == 0:
+        return flags
+    new_group = np.ones(rows.size, dtype=bool)
+    new_group[1:] = (rows[1:] != rows[:-1]) | (bins[1:] - bins[:-1] >= ntapers)
+    group = np.cumsum(new_group) - 1
+    group_max = np.maximum.reduceat(amplitude, np.flatnonzero(new_group))
+    candidates = np.flatnonzero(amplitude == group_max[group])
+    first = np.ones(candidates.size, dtype=bool)
+    first[1:] = group[candidates[1:]] != group[candidates[:-1]]
+    keep = candidates[first]
+    line_rows, line_bins = rows[keep], bins[keep]
+    frequency = line_bins / float(nfft)
+    inside = (line_bins > 0) & (low_cycles <= frequency) & (frequency <= high_cycles)
+    flags[line_rows[inside]] = True
+    return flags
 
 
 def line_flags(
@@ -545,24 +574,23 @@ def line_flags(
 
     Returns a boolean array, one value per row of ``f_stat``.
     """
-    flags = np.zeros(f_stat.shape[0], dtype=bool)
     rows, bins = np.nonzero(f_stat > threshold)
-    if rows.size == 0:
-        return flags
-    new_group = np.ones(rows.size, dtype=bool)
-    new_group[1:] = (rows[1:] != rows[:-1]) | (bins[1:] - bins[:-1] >= ntapers)
-    group = np.cumsum(new_group) - 1
-    amplitude = np.abs(mu[rows, bins])
-    group_max = np.maximum.reduceat(amplitude, np.flatnonzero(new_group))
-    candidates = np.flatnonzero(amplitude == group_max[group])
-    first = np.ones(candidates.size, dtype=bool)
-    first[1:] = group[candidates[1:]] != group[candidates[:-1]]
-    keep = candidates[first]
-    line_rows, line_bins = rows[keep], bins[keep]
-    frequency = line_bins / float(nfft)
-    inside = (line_bins > 0) & (low_cycles <= frequency) & (frequency <= high_cycles)
-    flags[line_rows[inside]] = True
-    return flags
+    return _flag_lines(rows, bins, np.abs(mu[rows, bins]), f_stat.shape[0], ntapers=ntapers, nfft=nfft,
+                       low_cycles=low_cycles, high_cycles=high_cycles)
+
+
+def _line_flags_both(f_stat, mu, settings: DetectSettings) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`line_flags` at the signal and the noise threshold, sharing the detected bins."""
+    lax = min(settings.threshold_signal, settings.threshold_noise)
+    rows, bins = np.nonzero(f_stat > lax)
+    values, amplitude = f_stat[rows, bins], np.abs(mu[rows, bins])
+    common = dict(ntapers=settings.ntapers, nfft=settings.nfft,
+                  low_cycles=settings.low_cycles, high_cycles=settings.high_cycles)
+    flags = []
+    for threshold in (settings.threshold_signal, settings.threshold_noise):
+        keep = values > threshold
+        flags.append(_flag_lines(rows[keep], bins[keep], amplitude[keep], f_stat.shape[0], **common))
+    return flags[0], flags[1]
 
 
 def _chunk_windows(channel: np.ndarray, offset: int, window_tics: int) -> np.ndarray:
@@ -585,17 +613,15 @@ def window_flags(
     The F statistic is computed once per window for both thresholds, ``block_windows`` at a time.
     """
     tapers = settings.tapers
+    workspace = np.zeros((min(block_windows, CHUNK_TICS), settings.ntapers, settings.nfft))
     for offset in range(0, channel.shape[0], CHUNK_TICS):
         frames = _chunk_windows(channel, offset, settings.window_tics)
         signal = np.zeros(frames.shape[0], dtype=bool)
         noise = np.zeros(frames.shape[0], dtype=bool)
         for start in range(0, frames.shape[0], block_windows):
             stop = min(start + block_windows, frames.shape[0])
-            f_stat, mu = harmonic_f_test(frames[start:stop], tapers, settings.nfft)
-            common = dict(ntapers=settings.ntapers, nfft=settings.nfft,
-                          low_cycles=settings.low_cycles, high_cycles=settings.high_cycles)
-            signal[start:stop] = line_flags(f_stat, mu, settings.threshold_signal, **common)
-            noise[start:stop] = line_flags(f_stat, mu, settings.threshold_noise, **common)
+            f_stat, mu = harmonic_f_test(frames[start:stop], tapers, settings.nfft, workspace=workspace)
+            signal[start:stop], noise[start:stop] = _line_flags_both(f_stat, mu, settings)
         yield offset, signal, noise
 
 
