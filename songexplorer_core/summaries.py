@@ -272,9 +272,9 @@ def plot_ethogram(intervals: pd.DataFrame, durations_s: Mapping[str, float], *, 
     ax.set_ylim(len(recordings) - 0.5, -0.5)
     ax.set_xlim(0, max([float(v) for v in durations_s.values()] + [1e-9]))
     ax.set_xlabel("time (s)")
-    ax.legend(handles=[Patch(color=colors[label], label=label) for label in labels], loc="upper right",
-              fontsize=8, ncols=min(nlabels, 4))
-    ax.set_title("ethogram")
+    ax.legend(handles=[Patch(color=colors[label], label=label) for label in labels], loc="lower right",
+              bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=min(nlabels, 6), frameon=False)
+    ax.set_title("ethogram", loc="left")
     return figure
 
 

@@ -592,3 +592,66 @@ def test_songexplorer_fixture_counts_and_disjoint_files_are_reproduced(tmp_path)
     for name in theirs:
         expected = sorted((FIXTURE / "output" / "dummy-data" / name).read_text().splitlines())
         assert sorted((tmp_path / name).read_text().splitlines()) == expected, name
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+
+def test_command_line_compares_a_ground_truth_folder_sweeps_and_writes_dense_thresholds(tmp_path, capsys):
+    from songexplorer_core.annotations import write_intervals_csv
+    from songexplorer_core.classify import probabilities_npz_name, write_probabilities
+    from songexplorer_core.cli import main
+    from songexplorer_core.ethogram import write_thresholds_csv
+    from songexplorer_core.synth import write_song
+
+    groundtruth = tmp_path / "groundtruth"
+    model_dir = tmp_path / "logs" / "train_1r"
+    model_dir.mkdir(parents=True)
+    (model_dir / "labels.txt").write_text(f"{PULSE_LABEL}\n{SINE_LABEL}")
+    write_thresholds_csv({PULSE_LABEL: 0.5, SINE_LABEL: 0.5}, model_dir / "thresholds.ckpt-300.csv")
+    rng = np.random.default_rng(1)
+    for index in range(2):
+        song = make_song(20, seed=20 + index, wav=f"rec{index}.wav")
+        folder = groundtruth / f"round{index}"
+        folder.mkdir(parents=True)
+        write_song(song, folder / song.wav)
+        truth = concat_intervals([song.pulses, song.sines]).assign(kind="annotated")
+        write_intervals_csv(truth, folder / f"{song.wav}-annotated-alice.csv")
+        jittered = truth.assign(start=truth["start"] + rng.integers(-2, 3, len(truth)))
+        jittered = jittered.assign(start=jittered[["start", "stop"]].min(axis=1).clip(lower=0))
+        write_intervals_csv(jittered, folder / f"{song.wav}-annotated-bob.csv")
+        probs = probabilities_from(song, seed=index)
+        write_probabilities(probs, folder / probabilities_npz_name(song.wav))
+        write_intervals_csv(ethogram_threshold(probs, {PULSE_LABEL: 0.5, SINE_LABEL: 0.5}),
+                            folder / f"{song.wav}-predicted.csv")
+        (folder / f"{song.wav}-ethogram.log").write_text(
+            f"logdir: {model_dir.parent}\nmodel: {model_dir.name}\nthresholds_file: thresholds.ckpt-300.csv\n")
+    out = tmp_path / "out"
+    assert main(["congruence", str(groundtruth), "--topath", str(out), "--nprobabilities", "6",
+                 "--convolve-sec", "0.004", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 recording(s), annotators alice, bob" in printed and "dense thresholds (tic" in printed
+    assert (out / "round1" / "rec1.wav-disjoint-tic-notsongex.csv").exists()
+    assert (out / "congruence.label.mel-pulse.png").exists()
+    table = pd.read_csv(out / "congruence.label.mel-pulse.csv", index_col=0, keep_default_na=False)
+    assert list(table.index) == [""] + [f"{float(t)!r}th" for t in sweep_thresholds(6)[::-1]]  # 6/7 ... 1/7
+    dense = sorted(model_dir.glob("thresholds-dense-*.ckpt-300.csv"))
+    assert [p.name.split("-")[2] for p in dense] == ["label", "tic"]
+    values = read_thresholds_csv(dense[0])
+    assert list(values) == [PULSE_LABEL, SINE_LABEL]
+    assert all(0 < v < 1 for v in values.values())  # positive, unlike SongExplorer's
+    scores = pd.read_csv(out / "congruence-scores.csv")
+    best = scores[(scores["reference"] == "alice") & (scores["measure"] == "label")]["f1"].max()
+    assert best == 1.0
+
+
+def test_command_line_names_annotated_recordings_without_predictions(tmp_path, capsys):
+    from songexplorer_core.annotations import write_intervals_csv
+    from songexplorer_core.cli import main
+
+    write_intervals_csv(table([(0, 9)], wav="a.wav"), tmp_path / "a.wav-annotated-alice.csv")
+    write_intervals_csv(table([(0, 9)], wav="b.wav"), tmp_path / "b.wav-annotated-alice.csv")
+    write_intervals_csv(table([(0, 9)], wav="a.wav", kind="predicted"), tmp_path / "a.wav-predicted.csv")
+    assert main(["congruence", str(tmp_path), "--nprobabilities", "0"]) == 2
+    assert "b.wav (annotated by alice)" in capsys.readouterr().err
