@@ -784,36 +784,33 @@ class CongruenceSweep:
 def threshold_at_ratio(thresholds: np.ndarray, ratios: np.ndarray, ratio: float, *, label: str = "") -> float:
     """Where precision/recall (``ratios``, one per ascending threshold) crosses ``ratio``.
 
-    Linear interpolation between the two sweep points around the first crossing (going up in
-    threshold); without a crossing, linear extrapolation from the two points nearest the target,
-    clipped to [0, 1]. NaN (with a warning) with fewer than two finite points (e.g. no annotated
-    interval of the label, so recall is undefined). Points where recall is 0 are left out, as in
-    SongExplorer.
+    Linear interpolation between the two sweep points around the first crossing, going up in
+    threshold (SongExplorer interpolated linearly too). When the sweep never reaches ``ratio``,
+    the threshold of the sweep point whose precision/recall is nearest to it, with a warning
+    (SongExplorer extrapolated, even beyond [0, 1]). Points where recall is 0 or precision is
+    undefined are left out, as in SongExplorer; NaN (with a warning) when none is left.
     """
     thresholds = np.asarray(thresholds, dtype=float)
     ratios = np.asarray(ratios, dtype=float)
     ok = np.isfinite(ratios)
     t, r = thresholds[ok], ratios[ok]
-    if t.size < 2:
-        warnings.warn(f"label {label!r}: fewer than two thresholds with a finite precision/recall; "
+    if t.size == 0:
+        warnings.warn(f"label {label!r}: precision/recall is undefined at every threshold of the sweep; "
                       f"its dense threshold is NaN", stacklevel=2)
         return float("nan")
-    above = r >= ratio
+    exact = np.flatnonzero(r == ratio)
+    above = r > ratio
     crossing = np.flatnonzero(above[1:] != above[:-1])
-    if r[0] == ratio:
-        return float(t[0])
+    if exact.size and (not crossing.size or exact[0] <= crossing[0]):
+        return float(t[exact[0]])
     if crossing.size:
         i = int(crossing[0])
-        pair = (i, i + 1)
-    else:
-        # all on one side: extrapolate from the end nearer the target
-        nearer_high = abs(r[-1] - ratio) <= abs(r[0] - ratio)
-        pair = (t.size - 2, t.size - 1) if nearer_high else (0, 1)
-    (t0, t1), (r0, r1) = t[list(pair)], r[list(pair)]
-    if r1 == r0:
-        return float(t0 if crossing.size else np.nan)
-    value = t0 + (ratio - r0) * (t1 - t0) / (r1 - r0)
-    return float(np.clip(value, 0.0, 1.0))
+        return float(t[i] + (ratio - r[i]) * (t[i + 1] - t[i]) / (r[i + 1] - r[i]))
+    nearest = int(np.argmin(np.abs(r - ratio)))
+    warnings.warn(f"label {label!r}: precision/recall never reaches {ratio} in the sweep (it runs from "
+                  f"{r.min():.3g} to {r.max():.3g}); its dense threshold is the sweep's nearest, {t[nearest]:.3g}",
+                  stacklevel=2)
+    return float(t[nearest])
 
 
 def threshold_runs(probs, label: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -174,6 +174,16 @@ def test_intersection_of_spans_that_do_not_overlap_is_refused():
                    portion="intersection")
 
 
+def test_intersection_with_an_annotator_absent_from_a_recording_is_refused_unless_skipped():
+    a = concat_intervals([table([(0, 9)]), table([(0, 9)], wav="r2.wav")])
+    b = table([(0, 9)])
+    predicted = concat_intervals([table([(0, 9)], kind="predicted"), table([(0, 9)], wav="r2.wav", kind="predicted")])
+    with pytest.raises(CongruenceError, match=r"recording r2\.wav: B annotated nothing here.*absent_annotators='skip'"):
+        congruence({"A": a, "B": b}, predicted, portion="intersection")
+    skipped = congruence({"A": a, "B": b}, predicted, portion="intersection", absent_annotators="skip")
+    assert score(skipped, "tic", "A") == (20, 0, 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # three annotators
 
@@ -449,13 +459,17 @@ def test_sweep_over_probabilities_equals_congruence_of_each_thresholded_ethogram
 # dense thresholds
 
 
-def test_threshold_at_ratio_interpolates_the_first_crossing_and_extrapolates_within_0_1():
+def test_threshold_at_ratio_interpolates_the_first_crossing_and_stays_inside_the_sweep():
     t = np.array([0.2, 0.4, 0.6, 0.8])
     assert threshold_at_ratio(t, np.array([0.5, 0.8, 1.2, 2.0]), 1.0) == pytest.approx(0.5)
     assert threshold_at_ratio(t, np.array([np.nan, 0.8, 1.2, np.nan]), 1.0) == pytest.approx(0.5)
-    assert threshold_at_ratio(t, np.array([0.2, 0.4, 0.6, 0.8]), 1.0) == pytest.approx(1.0)  # clipped
-    assert threshold_at_ratio(t, np.array([1.1, 1.3, 1.5, 1.7]), 1.0) == pytest.approx(0.1)
-    with pytest.warns(UserWarning, match="fewer than two"):
+    assert threshold_at_ratio(t, np.array([0.5, 1.0, 1.0, 2.0]), 1.0) == pytest.approx(0.4)
+    assert threshold_at_ratio(t, np.array([2.0, 0.5, 0.8, 1.5]), 1.0) == pytest.approx(0.2 + 0.2 * 1 / 1.5)
+    with pytest.warns(UserWarning, match="never reaches 1.0"):
+        assert threshold_at_ratio(t, np.array([0.2, 0.4, 0.6, 0.8]), 1.0) == 0.8
+    with pytest.warns(UserWarning, match="never reaches 1.0"):
+        assert threshold_at_ratio(t, np.array([1.1, 1.3, 1.5, 1.7]), 1.0) == 0.2
+    with pytest.warns(UserWarning, match="undefined at every threshold"):
         assert np.isnan(threshold_at_ratio(t, np.full(4, np.nan), 1.0))
 
 
@@ -502,7 +516,8 @@ def test_disjoint_files_are_songexplorers_csvs_one_per_kind_even_when_empty(two,
 def test_report_has_songexplorer_tables_scores_and_plots(two, tmp_path):
     tables = {0.3: table(S + [(40, 45)], kind="predicted"), 0.6: table(S, kind="predicted")}
     sweep = congruence_sweep_tables({"A": table(A), "B": table(B)}, tables)
-    paths = write_congruence_report(tmp_path, ethogram=two, sweep=sweep)
+    with pytest.warns(UserWarning, match="never reaches 1.0"):  # P/R is 1.5 at both thresholds
+        paths = write_congruence_report(tmp_path, ethogram=two, sweep=sweep)
     names = {p.name for p in paths}
     assert {"congruence.tic.song.csv", "congruence.label.song.csv", "congruence-scores.csv",
             "congruence-counts.csv", "congruence.tic.song.png", "congruence.label.song.counts.png"} <= names
