@@ -67,17 +67,20 @@ def machine() -> str:
     return f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}"
 
 
-def median_time(run: Callable[[], object], runs: int) -> tuple[float, float, list[float]]:
-    """Cold time of the first call, then the median of ``runs`` more; seconds."""
+def median_time(run: Callable[[], object], runs: int) -> tuple[float, float, list[float], float]:
+    """Cold wall time of the first call, then the median wall time of ``runs`` more, those times,
+    and their median CPU time of this process (less sensitive to other jobs on a shared machine);
+    seconds."""
     start = time.perf_counter()
     run()
     cold = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - start)
-    return cold, statistics.median(times), times
+        cpu.append(time.process_time() - start_cpu)
+    return cold, statistics.median(times), times, statistics.median(cpu)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ def measure_congruence(runs: int) -> dict:
         return congruence_sweep(case.probabilities, case.annotations, thresholds=20)
 
     sweep = run()
-    cold, median, times = median_time(run, runs)
+    cold, median, times, cpu = median_time(run, runs)
     scores = sweep.scores
     best = scores[(scores["reference"] == "songexplorer")].groupby(["label", "measure"])["f1"].max()
     return {
@@ -179,6 +182,8 @@ def measure_congruence(runs: int) -> dict:
         "cold s": round(cold, 3),
         "median s": round(median, 3),
         "runs s": [round(t, 3) for t in times],
+        "median CPU s": round(cpu, 3),
+        "load average (1 min)": round(os.getloadavg()[0], 1),
         "SongExplorer s": SONGEXPLORER_CONGRUENCE_S,
         "speed-up": round(SONGEXPLORER_CONGRUENCE_S / median),
         "best F1 (sanity)": {f"{label}/{measure}": round(float(value), 3) for (label, measure), value in best.items()},
