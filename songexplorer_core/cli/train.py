@@ -1,0 +1,204 @@
+"""``songexplorer train --groundtruth DIR --out DIR --labels A,B,C ...``: train classifiers.
+
+Flags are named after SongExplorer's parameters (``--nsteps``, ``--validate-period``,
+``--validate-percentage``, ``--mini-batch``, ``--batch-seed``, ``--weights-seed``, the
+architecture's ``--representation``, ``--kernel-sizes``, ...). Replicate r is written to
+``OUT/train_<r>r/`` (checkpoints ``ckpt-<N>/``, ``validation.ckpt-<N>.npz``, ``history.csv``,
+``labels.txt``, ``train.log``); running the same command again resumes an interrupted training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from songexplorer_core.dataset import Augmentation
+from songexplorer_core.models import (
+    CONNECTIONS,
+    DROPOUT_KINDS,
+    NORMALIZATIONS,
+    POOL_KINDS,
+    REPRESENTATIONS,
+    ModelSpec,
+)
+
+_SPEC = ModelSpec()
+
+
+def _seed(text: str) -> int | None:
+    value = int(text)
+    return None if value == -1 else value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a classifier on annotated recordings",
+        description="Train SongExplorer's convolutional classifier on the annotations (interval CSVs) "
+        "below --groundtruth. Annotations are split into training and validation sets by SongExplorer's "
+        "stable hash; every --validate-period steps the model is checkpointed and validated. Run the same "
+        "command again to resume an interrupted training, or with a larger --nsteps to extend it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("ground truth")
+    data.add_argument("--groundtruth", required=True, metavar="DIR",
+                      help="folder holding recordings (WAV) and their annotation CSVs, at any depth")
+    data.add_argument("--out", required=True, metavar="DIR",
+                      help="logs folder: replicate r is written to DIR/train_<r>r/")
+    data.add_argument("--labels", required=True, metavar="A,B,C",
+                      help="labels to use, in output order (e.g. mel-pulse,mel-sine,ambient)")
+    data.add_argument("--kinds", default="annotated", metavar="K1,K2",
+                      help="kinds of intervals to use (annotated, detected, predicted, missed, correct, mistaken)")
+    data.add_argument("--validate-percentage", type=float, default=40.0, metavar="PCT",
+                      help="percent of annotations held out for validation (SongExplorer's stable hash split)")
+    data.add_argument("--validation-offset-percentage", type=float, default=0.0, metavar="PCT",
+                      help="where the validation slice starts (cross-validation folds)")
+    data.add_argument("--testing-percentage", type=float, default=0.0, metavar="PCT",
+                      help="percent of annotations held out for testing")
+    data.add_argument("--validation-files", default="", metavar="A.wav,B.wav",
+                      help="recordings (basenames) used whole for validation")
+    data.add_argument("--testing-files", default="", metavar="A.wav,B.wav",
+                      help="recordings (basenames) used whole for testing")
+    data.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+                      help="sample rate every recording must have (default: that of the first recording)")
+    data.add_argument("--audio-nchannels", type=int, default=None, metavar="N",
+                      help="channels every recording must have (default: those of the first recording)")
+    data.add_argument("--no-equalize", action="store_true",
+                      help="draw training annotations uniformly instead of balancing (label, kind) groups")
+
+    loop = parser.add_argument_group("training")
+    loop.add_argument("--nsteps", type=int, default=300, help="training steps (mini-batches)")
+    loop.add_argument("--validate-period", type=int, default=30,
+                      help="validate (and checkpoint) every this many steps; 0 = only at the end")
+    loop.add_argument("--save-period", type=int, default=None,
+                      help="checkpoint every this many steps (default: the validate period)")
+    loop.add_argument("--mini-batch", type=int, default=32, help="examples per step")
+    loop.add_argument("--learning-rate", type=float, default=0.0002, help="optimizer learning rate")
+    loop.add_argument("--optimizer", default="Adam",
+                      choices=["Adadelta", "Adagrad", "Adam", "Adamax", "Ftrl", "Nadam", "RMSprop", "SGD"],
+                      help="Keras optimizer with its default hyper-parameters")
+    loop.add_argument("--loss", default="exclusive", choices=["exclusive", "overlapped"],
+                      help="exclusive: one label per tap (softmax); overlapped: each label present or absent "
+                      "(sigmoid), absence annotated as <prefix><label>")
+    loop.add_argument("--overlapped-prefix", default="not_", help="prefix marking a label's absence (overlapped)")
+    loop.add_argument("--parallelize", type=int, default=2, help="output taps per training example")
+    loop.add_argument("--batch-seed", type=_seed, default=-1,
+                      help="seed of which annotations are drawn and augmentation; -1 = random")
+    loop.add_argument("--weights-seed", type=_seed, default=-1, help="seed of the initial weights; -1 = random")
+    loop.add_argument("--nreplicates", type=int, default=1, help="models trained with these settings")
+    loop.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow computes")
+    loop.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+
+    arch = parser.add_argument_group("architecture (SongExplorer's convolutional / res-net network)")
+    arch.add_argument("--architecture", default=_SPEC.architecture, help="registered architecture")
+    arch.add_argument("--context", type=float, default=_SPEC.context_ms, metavar="MS",
+                      help="audio seen per decision, ms")
+    arch.add_argument("--shiftby", type=float, default=_SPEC.shiftby_ms, metavar="MS",
+                      help="labelled point this far after the window's centre, ms")
+    arch.add_argument("--representation", choices=REPRESENTATIONS, default=_SPEC.representation,
+                      help="input representation")
+    arch.add_argument("--window", type=float, default=_SPEC.window_ms, metavar="MS",
+                      help="STFT window, ms (a power of two in tics)")
+    arch.add_argument("--stride", type=float, default=_SPEC.stride_ms, metavar="MS", help="STFT hop, ms")
+    arch.add_argument("--mel-dct", default="7,7", metavar="MEL,DCT", help="mel filters, DCT coefficients kept")
+    arch.add_argument("--range", default="", metavar="LO-HI", help="spectrogram band kept, Hz (blank = all)")
+    arch.add_argument("--nconvlayers", type=int, default=_SPEC.nconvlayers, help="maximum conv layers")
+    arch.add_argument("--kernel-sizes", default="5x5,3", metavar="TxF,T",
+                      help="2-D kernel (time x freq), then the pan-frequency kernel's width")
+    arch.add_argument("--nfeatures", default="64,64", metavar="N2D,N1D", help="feature maps of the two stages")
+    arch.add_argument("--stride-time", default="", metavar="LAYERS",
+                      help="conv layers (1-based: 1,3 or 1-3 or >=2) with stride 2 in time")
+    arch.add_argument("--stride-freq", default="", metavar="LAYERS", help="conv layers with stride 2 in frequency")
+    arch.add_argument("--dilate-time", default="", metavar="LAYERS", help="conv layers from which time dilation doubles")
+    arch.add_argument("--dilate-freq", default="", metavar="LAYERS",
+                      help="conv layers from which frequency dilation doubles")
+    arch.add_argument("--pool-kind", choices=POOL_KINDS, default=_SPEC.pool_kind, help="pooling after the convs")
+    arch.add_argument("--pool-size", default="2,2", metavar="T,F", help="pool size (= stride)")
+    arch.add_argument("--denselayers", default="", metavar="U1,U2", help="units of extra dense layers")
+    arch.add_argument("--connection", choices=CONNECTIONS, default=_SPEC.connection, help="plain or residual")
+    arch.add_argument("--dropout", type=float, default=100 * _SPEC.dropout_rate, metavar="PCT",
+                      help="dropout percent after the convs and between dense layers")
+    arch.add_argument("--dropout-kind", choices=DROPOUT_KINDS, default=_SPEC.dropout_kind,
+                      help="unit: drop single activations; map: drop whole feature maps")
+    arch.add_argument("--normalization", choices=NORMALIZATIONS, default=_SPEC.normalization,
+                      help="batch normalisation before or after each ReLU")
+
+    aug = parser.add_argument_group("augmentation (training batches only)")
+    aug.add_argument("--augment-volume", default="1,1", metavar="LO,HI", help="gain range")
+    aug.add_argument("--augment-noise", default="0,0", metavar="LO,HI", help="noise s.d. range (full scale = 1)")
+    aug.add_argument("--augment-dc", default="0,0", metavar="LO,HI", help="DC offset range (full scale = 1)")
+    aug.add_argument("--augment-reverse", choices=("yes", "no"), default="no", help="time-reverse half the examples")
+    aug.add_argument("--augment-invert", choices=("yes", "no"), default="no", help="invert half the examples")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args):
+    """The :class:`~songexplorer_core.train.TrainConfig` the flags describe."""
+    from songexplorer_core.train import TrainConfig  # noqa: PLC0415
+
+    spec = ModelSpec(
+        architecture=args.architecture, representation=args.representation, window_ms=args.window,
+        stride_ms=args.stride, mel_dct=args.mel_dct, range_hz=args.range or None, nconvlayers=args.nconvlayers,
+        kernel_sizes=args.kernel_sizes, nfeatures=args.nfeatures, stride_time=args.stride_time,
+        stride_freq=args.stride_freq, dilate_time=args.dilate_time, dilate_freq=args.dilate_freq,
+        pool_kind=args.pool_kind, pool_size=args.pool_size, denselayers=args.denselayers,
+        connection=args.connection, dropout_kind=args.dropout_kind, dropout_rate=args.dropout / 100.0,
+        normalization=args.normalization, context_ms=args.context, shiftby_ms=args.shiftby)
+    augmentation = Augmentation(volume=args.augment_volume, noise=args.augment_noise, dc=args.augment_dc,
+                                reverse=args.augment_reverse, invert=args.augment_invert)
+    return TrainConfig(
+        labels_to_use=args.labels, kinds_to_use=args.kinds, model=spec, parallelize=args.parallelize,
+        optimizer=args.optimizer, learning_rate=args.learning_rate, nsteps=args.nsteps,
+        validate_period=args.validate_period, save_period=args.save_period,
+        validate_percentage=args.validate_percentage, validation_offset_percentage=args.validation_offset_percentage,
+        testing_percentage=args.testing_percentage, validation_files=args.validation_files,
+        testing_files=args.testing_files, mini_batch=args.mini_batch, batch_seed=args.batch_seed,
+        weights_seed=args.weights_seed, loss=args.loss, overlapped_prefix=args.overlapped_prefix,
+        augmentation=augmentation, equalize=not args.no_equalize, nreplicates=args.nreplicates,
+        rate=args.audio_tic_rate, nchannels=args.audio_nchannels)
+
+
+def run(args) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from songexplorer_core.compute import configure_compute  # noqa: PLC0415
+
+    config = config_from_args(args)  # check the settings before TensorFlow starts
+    configure_compute(args.device, args.threads)
+    from songexplorer_core import train as T  # noqa: PLC0415
+
+    dataset = T.prepare_dataset(args.groundtruth, config)
+    for note in dataset.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    counts = {which: dataset.counts(which) for which in ("training", "validation", "testing")}
+    print("annotations: " + "; ".join(f"{which} {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())})"
+                                      for which, c in counts.items() if c), file=sys.stderr)
+    bar = None if args.no_progress else tqdm(total=config.nsteps * config.nreplicates, unit="step",
+                                             desc="train", file=sys.stderr)
+    last = {"validation": None}
+
+    def progress(p) -> None:
+        if bar is None:
+            return
+        if p.validation_accuracy is not None:
+            last["validation"] = p.validation_accuracy
+        bar.n = (p.replicate - 1) * p.nsteps + p.step
+        postfix = {"replicate": f"{p.replicate}/{p.nreplicates}", "loss": f"{p.train_loss:.3f}",
+                   "acc": f"{100 * p.train_accuracy:.0f}%"}
+        if last["validation"] is not None:
+            postfix["val"] = f"{100 * last['validation']:.1f}%"
+        bar.set_postfix(postfix, refresh=False)
+        bar.refresh()
+
+    try:
+        result = T.train(args.groundtruth, config, args.out, progress=progress, dataset=dataset)
+    finally:
+        if bar is not None:
+            bar.close()
+    for replicate in result.replicates:
+        history = replicate.history.dropna(subset=["validation_accuracy"])
+        final = history["validation_accuracy"].iloc[-1] if len(history) else float("nan")
+        print(f"{replicate.model_dir}: checkpoints {replicate.checkpoint_steps[0]}..{replicate.checkpoint_steps[-1]}, "
+              f"final validation accuracy {100 * final:.1f}%")
+    return 0

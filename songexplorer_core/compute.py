@@ -1,0 +1,105 @@
+"""Where TensorFlow computes: CPU or GPU, how many threads, and GPU memory growth.
+
+Call :func:`configure_compute` once, at the start of a process that trains or classifies (the
+``songexplorer`` CLI and the Dagster assets do), *before* anything runs on TensorFlow: thread
+counts and visible devices can only be set before TensorFlow initialises its runtime, and the
+oneDNN switch only before TensorFlow is imported.
+
+Measured on the project's 2-core CPU machines (benchmarks/train.py): TensorFlow's oneDNN
+kernels make the tutorial network's training steps ~1.5x *slower* than TensorFlow's own
+kernels for these small convolutions, so :func:`configure_compute` turns oneDNN off on CPU unless
+asked otherwise. Results are the same to float rounding either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class ComputeInfo:
+    """What :func:`configure_compute` set up.
+
+    Attributes:
+        device: ``cpu`` or ``gpu`` (what TensorFlow will use).
+        gpus: names of the visible GPUs.
+        intra_op_threads, inter_op_threads: TensorFlow's thread pools (0 = TensorFlow decides).
+        onednn: whether oneDNN kernels are on (``None``: TensorFlow was imported before, unknown).
+        notes: settings that could not be applied, and why.
+    """
+
+    device: str
+    gpus: tuple[str, ...]
+    intra_op_threads: int
+    inter_op_threads: int
+    onednn: bool | None
+    notes: tuple[str, ...] = ()
+
+
+def configure_compute(device: str = "auto", threads: int | None = None, *, onednn: bool | None = None
+                      ) -> ComputeInfo:
+    """Choose CPU or GPU and the number of threads for TensorFlow.
+
+    Args:
+        device: ``"auto"`` (a GPU if one is visible, else the CPU), ``"cpu"`` (hide GPUs), or
+            ``"gpu"`` (require one; :class:`RuntimeError` if there is none).
+        threads: TensorFlow intra-op threads (inter-op threads are set to 1 when given, which
+            suits these sequential networks); ``None`` leaves TensorFlow's default (all cores).
+        onednn: use oneDNN CPU kernels; ``None`` = off (faster for these networks, see the module
+            docstring). Only takes effect if TensorFlow is not imported yet.
+
+    GPUs get memory growth, so several processes can share one GPU. Settings TensorFlow no
+    longer accepts (it was already initialised) are skipped with a warning and listed in
+    :attr:`ComputeInfo.notes`.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be a positive number, not {threads!r}")
+    notes = []
+    if "tensorflow" in sys.modules:
+        onednn_state = None
+        if onednn is not None:
+            notes.append("oneDNN setting ignored: TensorFlow was already imported")
+    else:
+        want = bool(onednn) if onednn is not None else False
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if want else "0"
+        onednn_state = want
+    import tensorflow as tf  # noqa: PLC0415 (lazy by design)
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise RuntimeError("device='gpu' was asked for but TensorFlow sees no GPU; install tensorflow[and-cuda] "
+                           "and check the NVIDIA driver (nvidia-smi), or use device='cpu'")
+    use_gpu = bool(gpus) and device != "cpu"
+    try:
+        if not use_gpu and gpus:
+            tf.config.set_visible_devices([], "GPU")
+        for gpu in gpus if use_gpu else ():
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as error:  # already initialised
+        notes.append(f"device settings ignored ({error})")
+    intra = inter = 0
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError as error:
+            notes.append(f"thread settings ignored ({error})")
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    for note in notes:
+        warnings.warn(f"configure_compute: {note}; call it before using TensorFlow", stacklevel=2)
+    info = ComputeInfo(device="gpu" if use_gpu else "cpu", gpus=tuple(g.name for g in gpus) if use_gpu else (),
+                       intra_op_threads=int(intra), inter_op_threads=int(inter), onednn=onednn_state,
+                       notes=tuple(notes))
+    logger.info("compute: %s", info)
+    return info
