@@ -10,11 +10,11 @@ Detection marks three kinds of interval in a recording, each a row of kind ``det
   gaps filled (morphological opening, then closing, ``frequency smooth`` long).
 * ``neither``: quiet, i.e. neither loud at the lower ``σ_noise`` nor tonal at the laxer ``ρ_noise``.
 
-With the default ``songexplorer_quirks=True`` the rows are exactly SongExplorer's (v0.9.1),
+With the default ``quirks=True`` the rows are exactly SongExplorer's (v0.9.1),
 including its odd tic conventions (Appendix A quirks 1-3 of the spec, see ``docs/detection.md``):
 ``time`` stops are exclusive, ``frequency`` rows use a window formula whose start can be
 negative, and ``neither`` misses quiet stretches that touch either end of the recording.
-``songexplorer_quirks=False`` gives inclusive, in-range intervals instead.
+``quirks=False`` gives inclusive, in-range intervals instead.
 
 SongExplorer computed the F-test with ``nitime.utils.detect_lines`` and the morphology with
 scikit-image; here the same arithmetic is done with ``scipy.signal.windows.dpss``,
@@ -381,13 +381,13 @@ def _footprints(length: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _closing_by_footprint(mask: np.ndarray, length: int) -> np.ndarray:
-    padded, mirrored = _footprints(length)
+    _, mirrored = _footprints(length)
     dilated = ndimage.grey_dilation(mask, footprint=mirrored, mode="reflect")
     return ndimage.grey_erosion(dilated, footprint=mirrored, mode="reflect")
 
 
 def _opening_by_footprint(mask: np.ndarray, length: int) -> np.ndarray:
-    padded, mirrored = _footprints(length)
+    padded, _ = _footprints(length)
     eroded = ndimage.grey_erosion(mask, footprint=padded, mode="reflect")
     return ndimage.grey_dilation(eroded, footprint=padded, mode="reflect")
 
@@ -654,8 +654,11 @@ def frequency_runs(
             else:
                 found[name].append(np.column_stack((offset + runs[:, 0] * half,
                                                     offset + (runs[:, 1] - 1) * half + n - 1)))
-    stack = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.empty((0, 2), np.int64)  # noqa: E731
-    return stack(found["signal"]), stack(found["noise"])
+    return _stacked(found["signal"]), _stacked(found["noise"])
+
+
+def _stacked(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty((0, 2), np.int64)
 
 
 # --------------------------------------------------------------------------------------------
