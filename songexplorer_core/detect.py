@@ -761,6 +761,8 @@ def detect(
     settings = params.settings(rate)
     nchannels = samples.shape[1]
     ntics = samples.shape[0]
+    if ntics == 0:
+        return empty_intervals()
     per_label: dict[str, list[pd.DataFrame]] = {TIME_LABEL: [], FREQUENCY_LABEL: [], NEITHER_LABEL: []}
     for channel_index in range(nchannels):
         channel = samples[:, channel_index]

@@ -363,6 +363,15 @@ def test_block_size_does_not_change_the_flags(song):
             np.testing.assert_array_equal(n1, n2)
 
 
+def test_recordings_shorter_than_a_window_still_get_time_rows():
+    # SongExplorer stops with an error on these (skimage on an empty window array)
+    assert detect(np.zeros(0, np.int16), RATE).empty
+    x = np.zeros(50, np.int16)
+    x[20:23] = 1000
+    rows = detect(x, RATE)
+    assert rows[["start", "stop", "label"]].values.tolist() == [[20, 23, "time"]]
+
+
 def test_tone_across_a_chunk_border_is_split_there():
     ntics = CHUNK_TICS + 20_000
     x = noise(ntics, seed=9)
