@@ -5,7 +5,6 @@ and SongExplorer's own congruence fixture when ../shared is present."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
