@@ -14,6 +14,7 @@ half for a point; double-click an annotation in the lower half to remove it. Key
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -132,7 +133,7 @@ class AnnotatorApp:
         self._cluster = None
 
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", name="message")
-        self.keys = KeyListener(on_key=self.handle_key, on_stored_name=self._stored_name)
+        self.keys = KeyListener(on_key=_locked(self.handle_key), on_stored_name=_locked(self._stored_name))
         self._build_name_prompt()
         self._build_recording_view(labels or self._common_labels(), nlabels)
         self._build_cluster_view()
@@ -152,11 +153,11 @@ class AnnotatorApp:
 
     def _build_name_prompt(self) -> None:
         self.name_input = pn.widgets.TextInput(
-            name="Your name", placeholder="your name (letters, digits, . _ -)", width=300,
+            label="Your name", placeholder="your name (letters, digits, . _ -)", width=300,
         )
         self.name_button = pn.widgets.Button(label="Start annotating", color="primary", width=160)
-        self.name_button.on_click(lambda _event: self.set_annotator(self.name_input.value_input or self.name_input.value))
-        self.name_input.param.watch(lambda event: self.set_annotator(self.name_input.value), "enter_pressed")
+        self.name_button.on_click(_locked(lambda _event: self.set_annotator(self.name_input.value_input or self.name_input.value)))
+        self.name_input.param.watch(_locked(lambda event: self.set_annotator(self.name_input.value)), "enter_pressed")
         self.name_prompt = pn.Column(
             pn.pane.Markdown(
                 "### Who is annotating?\nYour annotations are saved beside each recording as "
@@ -167,7 +168,7 @@ class AnnotatorApp:
         self.who = pn.pane.HTML("", margin=(12, 10))
         self.save_indicator = pn.pane.HTML("", margin=(12, 10))
         self.save_button = pn.widgets.Button(label="Save", width=80, disabled=True)
-        self.save_button.on_click(lambda _event: self.save())
+        self.save_button.on_click(_locked(lambda _event: self.save()))
 
     def _stored_name(self, name: str) -> None:
         if self.session is None and name:
@@ -236,13 +237,13 @@ class AnnotatorApp:
 
     def _build_recording_view(self, labels: Sequence[str], nlabels: int) -> None:
         keys = self.catalog.keys()
-        self.select = pn.widgets.Select(name="Recording", options={"(choose a recording)": ""} | {k: k for k in keys},
+        self.select = pn.widgets.Select(label="Recording", options={"(choose a recording)": ""} | {k: k for k in keys},
                                         value="", width=260)
-        self.select.param.watch(lambda event: self.open_recording(event.new) if event.new else None, "value")
+        self.select.param.watch(_locked(self._recording_chosen), "value")
 
         def button(text, action, tip, width=44):
             widget = pn.widgets.Button(label=text, width=width, description=tip)
-            widget.on_click(lambda _event: action())
+            widget.on_click(_locked(lambda _event: action()))
             return widget
 
         self.nav_buttons = pn.Row(
@@ -268,13 +269,15 @@ class AnnotatorApp:
         for index, text in enumerate(slots):
             box = pn.widgets.TextInput(value=text, value_input=text, width=110, placeholder=f"label {index + 1}")
             count = pn.widgets.Button(label="0", width=46, description=f"choose this label (key {index + 1})")
-            box.param.watch(lambda event, i=index: self._label_typed(i, event.new), "value_input")
-            box.param.watch(lambda event, i=index: self._label_typed(i, event.new), "value")
-            count.on_click(lambda _event, i=index: self._select_label_slot(i))
+            box.param.watch(_locked(lambda event, i=index: self._label_typed(i, event.new)), "value_input")
+            box.param.watch(_locked(lambda event, i=index: self._label_typed(i, event.new)), "value")
+            count.on_click(_locked(lambda _event, i=index: self._select_label_slot(i)))
             self.label_inputs.append(box)
             self.count_buttons.append(count)
         self._selected_slot = 0 if slots and slots[0] else None
-        self.label_row = pn.Row(*[pn.Row(b, c, margin=(0, 6, 0, 0)) for b, c in zip(self.label_inputs, self.count_buttons)])
+        self.current_label = pn.pane.HTML("", margin=(12, 10))
+        self.label_row = pn.Row(*[pn.Row(b, c, margin=(0, 6, 0, 0)) for b, c in zip(self.label_inputs, self.count_buttons)],
+                                self.current_label)
 
         width = self.plot_width
         self.x_range = Range1d(0, 1)
@@ -286,7 +289,7 @@ class AnnotatorApp:
         self.overview_box = BoxAnnotation(left=0, right=0, fill_color="#1f77b4", fill_alpha=0.2)
         self.overview.add_layout(self.overview_box)
         self.overview.yaxis.visible = False
-        self.overview.on_event(Tap, self._overview_tap)
+        self.overview.on_event(Tap, _locked_event(self._overview_tap))
 
         self.wave_source = ColumnDataSource(dict(t=[], y=[]))
         self.upper_source = ColumnDataSource(_empty_boxes())
@@ -316,8 +319,8 @@ class AnnotatorApp:
         for fig in (self.waveform, self.spectrogram, self.probability):
             fig.add_layout(self.playhead)
         self.audio = pn.pane.Audio(None, name="audio", width=300, height=40, throttle=100)
-        self.audio.param.watch(self._audio_time, "time")
-        self.audio.param.watch(self._audio_paused, "paused")
+        self.audio.param.watch(_locked(self._audio_time), "time")
+        self.audio.param.watch(_locked(self._audio_paused), "paused")
 
         self.counts_table = pn.pane.HTML("", width=420)
         self.recording_view = pn.Column(
@@ -336,8 +339,8 @@ class AnnotatorApp:
         fig = figure(width=self.plot_width, height=height, x_range=self.x_range, y_range=y_range, name=name,
                      tools=[BoxSelectTool(dimensions="width", renderers=[])], toolbar_location=None)
         fig.xaxis.axis_label = "seconds"
-        fig.on_event(DoubleTap, lambda event, fig=fig: self._double_tap(fig, event))
-        fig.on_event(SelectionGeometry, self._selection)
+        fig.on_event(DoubleTap, _locked_event(functools.partial(self._double_tap, fig)))
+        fig.on_event(SelectionGeometry, _locked_event(self._selection))
         return fig
 
     def _draw_boxes(self, fig, low: float, high: float, *, text: bool) -> None:
@@ -400,6 +403,10 @@ class AnnotatorApp:
         self._render_overview()
         self.render()
         return True
+
+    def _recording_chosen(self, event) -> None:
+        if event.new and (self.recording is None or event.new != self.recording.key):
+            self.open_recording(event.new)
 
     def _overview_tap(self, event) -> None:
         if self.recording is not None and event.x is not None:
@@ -547,6 +554,9 @@ class AnnotatorApp:
         self._render_labels()
 
     def _render_labels(self) -> None:
+        label = self.session.label if self.session else ""
+        self.current_label.object = (f"label: <b>{html.escape(label)}</b>" if label
+                                     else "<i>no label</i> (a double-click on someone's annotation deletes it)")
         counts = self.session.counts() if self.session else {}
         for index, (text, button) in enumerate(zip(self._slot_labels(), self.count_buttons)):
             text = (text or "").strip()
@@ -770,12 +780,12 @@ class AnnotatorApp:
     def _build_cluster_view(self) -> None:
         self.cluster_info = pn.pane.Markdown("", width=self.plot_width)
         self.cluster_refresh = pn.widgets.Button(label="Reload clusters", width=140)
-        self.cluster_refresh.on_click(lambda _event: self.load_clusters())
-        self.colour_by = pn.widgets.RadioButtonGroup(name="colour by", options=["label", "kind"], value="label")
-        self.kind_filter = pn.widgets.MultiChoice(name="kinds", options=[], width=300)
-        self.label_filter = pn.widgets.MultiChoice(name="labels", options=[], width=300)
+        self.cluster_refresh.on_click(_locked(lambda _event: self.load_clusters()))
+        self.colour_by = pn.widgets.RadioButtonGroup(label="colour by", options=["label", "kind"], value="label")
+        self.kind_filter = pn.widgets.MultiChoice(label="kinds", options=[], width=300)
+        self.label_filter = pn.widgets.MultiChoice(label="labels", options=[], width=300)
         for widget in (self.colour_by, self.kind_filter, self.label_filter):
-            widget.param.watch(lambda _event: self._render_scatter(), "value")
+            widget.param.watch(_locked(lambda _event: self._render_scatter()), "value")
 
         self.scatter_source = ColumnDataSource(_empty_scatter())
         self.chosen_source = ColumnDataSource(dict(x=[], y=[]))
@@ -790,8 +800,8 @@ class AnnotatorApp:
                              line_width=1.5)
         self.scatter.legend.click_policy = "hide"
         self.scatter.legend.label_text_font_size = "8pt"
-        self.scatter.on_event(Tap, self._scatter_tap)
-        self.scatter.on_event(SelectionGeometry, self._scatter_box)
+        self.scatter.on_event(Tap, _locked_event(self._scatter_tap))
+        self.scatter.on_event(SelectionGeometry, _locked_event(self._scatter_box))
 
         self.snippet_columns = 5
         nrows = max(1, math.ceil(self.nsnippets / self.snippet_columns))
@@ -809,8 +819,8 @@ class AnnotatorApp:
                            text_align="center", text_baseline="middle", text_color="white", y_offset=38)
         self.snippets.axis.visible = False
         self.snippets.grid.visible = False
-        self.snippets.on_event(Tap, self._snippet_tap)
-        self.snippets.on_event(DoubleTap, self._snippet_double_tap)
+        self.snippets.on_event(Tap, _locked_event(self._snippet_tap))
+        self.snippets.on_event(DoubleTap, _locked_event(self._snippet_double_tap))
         self.cluster_plots = pn.Row(pn.pane.Bokeh(self.scatter), pn.pane.Bokeh(self.snippets))
         self.cluster_view = pn.Column(
             pn.Row(self.cluster_refresh, pn.pane.HTML("colour by", margin=(12, 4)), self.colour_by,
@@ -975,6 +985,31 @@ class AnnotatorApp:
                 pn.state.add_periodic_callback(self.autosave, period=int(self.autosave_s * 1000))
             pn.state.curdoc.on_session_destroyed(lambda _context: self.autosave())
         return self.layout
+
+
+def _locked(function):
+    """Wrap a widget callback so that, when served, it runs on the next tick of the server's
+    event loop holding the Bokeh document's lock.
+
+    Panel delivers button clicks and component messages outside that lock, and these callbacks
+    change Bokeh models (data sources, ranges) directly, which Bokeh only allows under it.
+    Without a server (tests) the callback runs at once.
+    """
+
+    def run(*args, **kwargs):
+        pn.state.execute(functools.partial(function, *args, **kwargs), schedule=True)
+
+    return run
+
+
+def _locked_event(function):
+    """:func:`_locked` for Bokeh event callbacks (which Bokeh wants with one ``event`` argument),
+    so that gestures and widget changes run in the order they arrived."""
+
+    def run(event):
+        pn.state.execute(functools.partial(function, event), schedule=True)
+
+    return run
 
 
 def _empty_boxes() -> dict:

@@ -39,16 +39,17 @@ class Viewport:
     def centre(self) -> float:
         return self.start + self.width / 2
 
-    def _placed(self, start: float, width: float) -> Viewport:
+    def around(self, centre: float, width: float | None = None) -> Viewport:
+        """A window ``width`` tics wide (default: this one's) centred on ``centre`` as far as the
+        recording's ends allow, at least 20 tics and at most the recording wide."""
+        width = self.width if width is None else width
         width = int(round(min(max(width, min(MIN_WIDTH_TICS, self.ntics)), self.ntics)))
-        start = int(round(min(max(start, 0), self.ntics - width)))
+        start = int(round(min(max(centre - width / 2, 0), self.ntics - width)))
         return replace(self, start=start, width=width)
 
     def zoom(self, factor: float, *, centre: float | None = None) -> Viewport:
         """Width divided by ``factor`` (2 = zoom in), keeping ``centre`` (default: the middle)."""
-        centre = self.centre if centre is None else centre
-        width = self.width / factor
-        return self._placed(centre - width / 2, width)
+        return self.around(self.centre if centre is None else centre, self.width / factor)
 
     def zoom_in(self) -> Viewport:
         return self.zoom(2.0)
@@ -58,21 +59,21 @@ class Viewport:
 
     def reset(self) -> Viewport:
         """The default width, around the same centre."""
-        return self._placed(self.centre - self.default_width / 2, self.default_width)
+        return self.around(self.centre, self.default_width)
 
     def pan(self, widths: float) -> Viewport:
         """Move by ``widths`` window widths (``-0.5`` is SongExplorer's ``←``)."""
-        return self._placed(self.start + widths * self.width, self.width)
+        return self.around(self.centre + widths * self.width)
 
     def to_start(self) -> Viewport:
-        return self._placed(0, self.width)
+        return self.around(self.width / 2)
 
     def to_end(self) -> Viewport:
-        return self._placed(self.ntics - self.width, self.width)
+        return self.around(self.ntics - self.width / 2)
 
     def centred_on(self, tic: float) -> Viewport:
         """The same width, centred on ``tic`` (as far as the ends allow)."""
-        return self._placed(tic - self.width / 2, self.width)
+        return self.around(tic)
 
     def showing(self, start: int, stop: int) -> Viewport:
         """This window if it already shows ``[start, stop]``, else one centred on it."""

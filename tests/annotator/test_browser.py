@@ -163,6 +163,7 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
 
             # a new label, typed into the fourth label box (typing selects it)
             page.get_by_placeholder("label 4").fill("song")
+            page.get_by_text("label: song").wait_for()
 
             # double-click the detected sound's box (upper half): annotate its interval
             sx, sy = screen((sound.start + sound.stop + 1) / 2 / RATE, 0.6)
@@ -230,6 +231,11 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
                 " return s && s.renderers[0].data_source.get_length() >= 10; }")
             time.sleep(0.5)
             page.screenshot(path=str(SCREENSHOTS / "cluster-view.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)
+            log = (project.root / "annotate.log").read_text()
+            print(f"server log:\n{log[-5000:]}\nCSV: {rows(csv)}\nscreenshot: {SCREENSHOTS / 'failure.png'}")
+            raise
         finally:
             browser.close()
     # nothing else was written into the ground truth

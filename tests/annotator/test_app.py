@@ -1,0 +1,214 @@
+"""The app's wiring without a browser: Bokeh events and key presses become the right gestures,
+only the visible window is sent, probabilities and clusters show when they exist, and two
+sessions on one recording both keep their work."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+from bokeh.events import DoubleTap, SelectionGeometry, Tap
+
+from annotator.app import AnnotatorApp
+from songexplorer_core.classify import Probabilities, write_probabilities
+from songexplorer_core.project import init_project
+
+KEY = "demo-1.wav"
+RATE = 2500
+
+
+def csv_rows(project, name):
+    path = project.groundtruth / f"{KEY}-annotated-{name}.csv"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def detected(project, label="time"):
+    frame = pd.read_parquet(project.outputs / "detections" / f"{KEY}.parquet")
+    frame = frame[frame["label"] == label]
+    return frame.iloc[len(frame) // 2]
+
+
+@pytest.fixture
+def app(project):
+    app = AnnotatorApp(project, annotator="tester", query={"recording": KEY})
+    assert app.recording is not None and app.recording.key == KEY
+    return app
+
+
+def test_the_name_is_asked_until_a_usable_one_is_given(project):
+    app = AnnotatorApp(project)
+    assert app.session is None and app.body.objects == [app.name_prompt]
+    assert not app.set_annotator("two words")
+    assert "annotator name" in app.message.object and app.session is None
+    app._stored_name("")  # this browser remembers no name: still asking
+    assert app.session is None
+    app._stored_name("remembered")  # this browser remembers one: not asked again
+    assert app.session.annotator == "remembered" and app.keys.annotator == "remembered"
+    assert app.body.objects == [app.tabs]
+
+
+def test_only_the_visible_window_is_sent(tmp_path):
+    project = init_project(tmp_path / "long")
+    rng = np.random.default_rng(1)
+    soundfile.write(str(project.groundtruth / "long.wav"), rng.normal(0, 100, 600 * RATE).astype(np.int16), RATE)
+    app = AnnotatorApp(project, annotator="tester", context_s=4, plot_width=1000)
+    assert app.open_recording("long.wav")
+    assert (app.x_range.start, app.x_range.end) == (0, 4)
+    assert len(app.wave_source.data["t"]) <= 4000 and max(app.wave_source.data["t"]) <= 4
+    image = app.spectrogram_source.data["image"][0]
+    assert image.shape[1] <= 500
+    assert len(app.overview_source.data["t"]) <= 2000  # the whole recording, reduced
+    app.navigate("end")
+    assert app.x_range.end == 600 and app.x_range.start == 596
+    assert min(app.wave_source.data["t"]) >= 596
+
+
+def test_double_taps_and_a_drag_annotate_and_save(app, project):
+    sound = detected(project)
+    centre_s = (sound.start + sound.stop + 1) / 2 / RATE
+    app.centre_on(KEY, centre_s * RATE)
+    app._select_label_slot(1)  # the second box holds the demo's second most common label
+    label = app.session.label
+    assert label
+    app.waveform._trigger_event(DoubleTap(app.waveform, x=centre_s, y=0.5))  # upper half: the sound's box
+    rows = [(s.start, s.stop, s.label) for s in app.session.annotations(KEY)]
+    assert rows == [(int(sound.start), int(sound.stop), label)]
+    assert app.lower_source.data["text"] == [label]
+    point_s = app.x_range.start + 0.2
+    app.spectrogram._trigger_event(DoubleTap(app.spectrogram, x=point_s, y=100.0))  # lower half: a point
+    app.waveform._trigger_event(SelectionGeometry(app.waveform, geometry=dict(
+        type="rect", x0=app.x_range.end - 0.5, x1=app.x_range.end - 0.3, y0=-1, y1=1), final=True))
+    assert len(app.session.annotations(KEY)) == 3
+    assert "3 unsaved" in app.save_indicator.object
+    app.save()
+    assert "all saved" in app.save_indicator.object
+    point = int(round(point_s * RATE))
+    assert sorted(csv_rows(project, "tester")) == sorted([
+        f"{KEY},{int(sound.start)},{int(sound.stop)},annotated,{label}",
+        f"{KEY},{point},{point},annotated,{label}",
+        f"{KEY},{int(round((app.x_range.end - 0.5) * RATE))},{int(round((app.x_range.end - 0.3) * RATE))},annotated,{label}",
+    ])
+    # a double-tap on an annotation in the lower half removes it
+    app.waveform._trigger_event(DoubleTap(app.waveform, x=point_s, y=-0.5))
+    assert len(app.session.annotations(KEY)) == 2 and "1 unsaved" in app.save_indicator.object
+
+
+def test_keys_choose_labels_navigate_undo_redo_and_save(app, project):
+    start = app.view.start
+    app.handle_key("ArrowRight")
+    assert app.view.start == start + app.view.width // 2
+    app.handle_key("ArrowUp")
+    assert app.view.width == int(round(app.context_s * RATE / 2))
+    app.handle_key("o")
+    assert app.view.width == int(app.context_s * RATE)
+    app.handle_key("End")
+    assert app.view.stop == app.recording.ntics
+    app.handle_key("Home")
+    assert app.view.start == 0
+    app.handle_key("3")
+    assert app.session.label == app.label_inputs[2].value and app.count_buttons[2].color == "primary"
+    app.double_click(0.5, upper=False)
+    assert app.count_buttons[2].label == "1"
+    app.handle_key("0")
+    assert app.session.label == ""
+    app.handle_key("Ctrl+z")
+    assert app.session.annotations(KEY) == [] and app.count_buttons[2].label == "0"
+    app.handle_key("Ctrl+Z")
+    assert len(app.session.annotations(KEY)) == 1
+    app.handle_key("Ctrl+s")
+    assert len(csv_rows(project, "tester")) == 1
+    app.navigate("reset")
+    app.view = app.view.centred_on(10 * RATE)
+    following = app.session.neighbour(KEY, app.view.centre, +1)
+    app.handle_key(".")  # next sound: the view centres on it
+    assert following.start > 10 * RATE and abs(app.view.centre - (following.start + following.stop) / 2) <= 1
+
+
+def test_undo_pans_to_the_sound_it_changes(app):
+    app._select_label_slot(0)
+    app.double_click(1.0, upper=False)
+    app.navigate("end")
+    assert app.view.start > RATE
+    app.undo()
+    assert app.view.start <= RATE <= app.view.stop and app.session.annotations(KEY) == []
+
+
+def test_typing_a_label_selects_its_box(app):
+    box = app.label_inputs[4]
+    box.value_input = "courtship"
+    assert app.session.label == "courtship" and app.count_buttons[4].color == "primary"
+
+
+def test_playback_sends_the_visible_window_resampled(app):
+    app.toggle_play()
+    audio, rate = soundfile.read(io.BytesIO(app.audio.object))
+    assert rate == 10000 and len(audio) == app.view.width * 4
+    assert not app.audio.paused and app.playhead.visible
+    app.audio.time = 1.5
+    assert app.playhead.location == pytest.approx(app.view.start / RATE + 1.5)
+    app.toggle_play()
+    assert app.audio.paused
+
+
+def test_probability_traces_show_when_the_recording_was_classified(project):
+    app = AnnotatorApp(project, annotator="tester")
+    app.open_recording(KEY)
+    assert not app.probability.visible
+    ntics = 20 * RATE
+    values = np.zeros((ntics // 4, 2), np.float32)
+    values[:, 0] = np.linspace(0, 1, ntics // 4)
+    values[:, 1] = 1 - values[:, 0]
+    folder = project.outputs / "probabilities"
+    folder.mkdir()
+    write_probabilities(Probabilities(values, ("mel-pulse", "ambient"), RATE, 4, wav=KEY, ntics=ntics),
+                        folder / f"{KEY}.npz")
+    app.open_recording(KEY)
+    assert app.probability.visible
+    data = app.probability_source.data
+    assert data["label"] == ["mel-pulse", "ambient"]
+    assert min(data["xs"][0]) >= app.x_range.start - 0.01 and max(data["xs"][0]) <= app.x_range.end + 0.01
+    np.testing.assert_allclose(data["ys"][0] + data["ys"][1], 1.0, atol=1e-6)
+
+
+def test_cluster_view_says_no_clusters_yet_then_shows_snippets(project):
+    cluster_file = project.outputs / "cluster" / "cluster.parquet"
+    table = pd.read_parquet(cluster_file)
+    cluster_file.rename(cluster_file.with_suffix(".bak"))
+    app = AnnotatorApp(project, annotator="tester")
+    assert "No clusters yet" in app.cluster_info.object and not app.cluster_plots.visible
+    cluster_file.with_suffix(".bak").rename(cluster_file)
+    app.cluster_refresh.clicks += 1
+    assert app.cluster_plots.visible and len(app.scatter_source.data["x"]) == len(table)
+    app.kind_filter.value = ["annotated"]
+    assert set(app.scatter_source.data["kind"]) == {"annotated"}
+    app.kind_filter.value = []
+    # tap near a sound: the grid fills with the sounds nearest it, nearest first
+    first = table.iloc[0]
+    app.scatter._trigger_event(Tap(app.scatter, x=float(first["x"]), y=float(first["y"])))
+    assert len(app.snippet_source.data["image"]) == min(app.nsnippets, len(table))
+    assert app._snippet_rows.iloc[0]["start"] == first["start"]
+    # click a snippet: the recording view centres on its sound
+    app.snippets._trigger_event(Tap(app.snippets, x=0.5, y=-0.5))
+    assert app.recording.key == KEY and abs(app.view.centre - (first["start"] + first["stop"]) / 2) <= 1
+    # double-click it: annotate its sound with the current label (a correction for a seed row)
+    app._select_label_slot(0)
+    app.snippets._trigger_event(DoubleTap(app.snippets, x=0.5, y=-0.5))
+    ticks = [(s.start, s.stop) for s in app.session.annotations(KEY)]
+    assert ticks == [(int(first["start"]), int(first["stop"]))]
+    assert "→" in app.snippet_text.data["text"][0]
+
+
+def test_two_sessions_on_one_recording_keep_both_annotators_work(project):
+    alice = AnnotatorApp(project, annotator="alice", query={"recording": KEY})
+    bob = AnnotatorApp(project, annotator="bob", query={"recording": KEY})
+    alice_tab2 = AnnotatorApp(project, annotator="alice", query={"recording": KEY})
+    for app, seconds in ((alice, 1.0), (bob, 1.0), (alice_tab2, 2.0)):
+        app._select_label_slot(0)
+        app.double_click(seconds, upper=False)
+    alice.save()
+    bob.save()
+    alice_tab2.save()
+    label = alice.session.label
+    assert csv_rows(project, "alice") == [f"{KEY},2500,2500,annotated,{label}", f"{KEY},5000,5000,annotated,{label}"]
+    assert csv_rows(project, "bob") == [f"{KEY},2500,2500,annotated,{label}"]
