@@ -79,18 +79,24 @@ def make_recording(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
+def timed(function):
+    """``(result, wall seconds, CPU seconds of this process)``. On a shared machine the wall time
+    grows with other people's load; CPU seconds / cores estimates the wall time on an idle one."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def time_ours(tm, wav: Path, *, runs: int, span_tics: int, batch_size: int):
     """Cold: a fresh Classifier (tracing included). Warm: the same Classifier again."""
     classifier = Classifier(tm, span_tics=span_tics, batch_size=batch_size)
-    start = time.perf_counter()
-    probs = classifier.classify_recording(wav)
-    cold = time.perf_counter() - start
-    warm = []
+    probs, cold, cold_cpu = timed(lambda: classifier.classify_recording(wav))
+    warm, warm_cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        classifier.classify_recording(wav)
-        warm.append(time.perf_counter() - start)
-    return probs, cold, warm
+        _, wall, cpu = timed(lambda: classifier.classify_recording(wav))
+        warm.append(wall)
+        warm_cpu.append(cpu)
+    return probs, (cold, cold_cpu), (warm, warm_cpu)
 
 
 def time_songexplorer_loop(tm, wav: Path, seconds: float, parallelize: int = 64):
@@ -110,19 +116,21 @@ def time_songexplorer_loop(tm, wav: Path, seconds: float, parallelize: int = 64)
     inference_step(np.zeros((1, nin, 1), np.float32))  # trace, as freeze did ahead of time
     rows = [np.zeros((padding_samples(tm.context_tics, tm.shiftby_tics, tm.stride_tics), len(LABELS)), np.float32)]
     n = len(audio)
-    start = time.perf_counter()
-    for offset in range(0, n + 1, hop):
-        window = audio[offset: offset + nin]
-        pad = offset + nin - n
-        if pad > 0:
-            window = np.pad(window, ((0, pad), (0, 0)), mode="median")
-        out = inference_step(window[None]).numpy()[0]
-        if pad > 0:
-            rows.append(out[: len(out) - int(np.ceil(pad / tm.stride_tics))])
-            break
-        rows.append(out)
-    elapsed = time.perf_counter() - start
-    return np.concatenate(rows), elapsed
+
+    def loop():
+        for offset in range(0, n + 1, hop):
+            window = audio[offset: offset + nin]
+            pad = offset + nin - n
+            if pad > 0:
+                window = np.pad(window, ((0, pad), (0, 0)), mode="median")
+            out = inference_step(window[None]).numpy()[0]
+            if pad > 0:
+                rows.append(out[: len(out) - int(np.ceil(pad / tm.stride_tics))])
+                break
+            rows.append(out)
+
+    _, wall, cpu = timed(loop)
+    return np.concatenate(rows), wall, cpu
 
 
 def main(argv=None) -> int:
@@ -137,33 +145,42 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
+    cores = len(os.sched_getaffinity(0))
     print(machine())
+    load = os.getloadavg()[0]
+    print(f"load average before: {load:.2f} (other processes on these {cores} cores slow the wall times)")
     tm = new_trained_model(ModelSpec(), labels=LABELS, rate=RATE, seed=1)
     print(f"network: tutorial (mel-cepstrum 6.4/1.6 ms, 7,7, 5x5,3, 64,64), context {tm.context_tics} tics, "
           f"stride {tm.stride_tics} tics, {len(LABELS)} labels")
-    results = {"machine": machine(), "seconds": args.seconds}
+    results = {"machine": machine(), "seconds": args.seconds, "load_before": load, "cores": cores}
     with tempfile.TemporaryDirectory() as tmp:
         wav = make_recording(Path(tmp) / "benchmark.wav", args.seconds)
-        probs, cold, warm = time_ours(tm, wav, runs=args.runs, span_tics=args.span_tics, batch_size=args.batch_size)
-        median = statistics.median(warm)
+        probs, (cold, cold_cpu), (warm, warm_cpu) = time_ours(
+            tm, wav, runs=args.runs, span_tics=args.span_tics, batch_size=args.batch_size)
+        median, median_cpu = statistics.median(warm), statistics.median(warm_cpu)
         print(f"ours, span {args.span_tics} tics x batch {args.batch_size}: cold {cold:.2f} s "
               f"({args.seconds / cold:.0f}x realtime), warm median of {args.runs} {median:.2f} s "
-              f"({args.seconds / median:.0f}x realtime); runs {[round(w, 2) for w in warm]}")
-        results.update(ours_cold_s=cold, ours_warm_s=warm, ours_warm_median_s=median,
-                       ours_rtf=args.seconds / median, span_tics=args.span_tics, batch_size=args.batch_size)
+              f"({args.seconds / median:.0f}x realtime); runs {[round(w, 2) for w in warm]} s; "
+              f"CPU {median_cpu:.2f} s -> {args.seconds / (median_cpu / cores):.0f}x realtime on {cores} idle cores")
+        results.update(ours_cold_s=cold, ours_warm_s=warm, ours_warm_median_s=median, ours_rtf=args.seconds / median,
+                       ours_cpu_s=warm_cpu, ours_cpu_rtf=args.seconds / (median_cpu / cores),
+                       span_tics=args.span_tics, batch_size=args.batch_size)
 
         baseline_seconds = min(args.baseline_seconds, args.seconds)
-        loop_values, loop_s = time_songexplorer_loop(tm, wav, baseline_seconds)
+        loop_values, loop_s, loop_cpu = time_songexplorer_loop(tm, wav, baseline_seconds)
         print(f"baseline, SongExplorer loop (one compiled call per 64-tap window) on {baseline_seconds:.0f} s: "
-              f"{loop_s:.2f} s ({baseline_seconds / loop_s:.0f}x realtime)")
+              f"{loop_s:.2f} s ({baseline_seconds / loop_s:.0f}x realtime); CPU {loop_cpu:.2f} s -> "
+              f"{baseline_seconds / (loop_cpu / cores):.0f}x realtime on {cores} idle cores")
         speedup = (args.seconds / median) / (baseline_seconds / loop_s)
-        print(f"speed-up over the baseline: {speedup:.1f}x")
+        speedup_cpu = (args.seconds / median_cpu) / (baseline_seconds / loop_cpu)
+        print(f"speed-up over the baseline: {speedup:.1f}x wall, {speedup_cpu:.1f}x CPU time")
         # same probabilities where both computed them (the baseline stops context/2 short of its stretch)
         n = len(loop_values)
         difference = float(np.abs(loop_values[:n] - probs.values[:n]).max())
         print(f"largest difference from the baseline's probabilities over its {n} samples: {difference:.2e}")
-        results.update(baseline_seconds=baseline_seconds, baseline_s=loop_s,
-                       baseline_rtf=baseline_seconds / loop_s, speedup=speedup, max_difference=difference)
+        results.update(baseline_seconds=baseline_seconds, baseline_s=loop_s, baseline_cpu_s=loop_cpu,
+                       baseline_rtf=baseline_seconds / loop_s, baseline_cpu_rtf=baseline_seconds / (loop_cpu / cores),
+                       speedup=speedup, speedup_cpu=speedup_cpu, max_difference=difference)
 
         if args.sweep:
             sweep = []
@@ -171,12 +188,14 @@ def main(argv=None) -> int:
                 for batch in (1, 4, 16):
                     if span * batch > 2**21:
                         continue
-                    _, _, (elapsed,) = time_ours(tm, wav, runs=1, span_tics=span, batch_size=batch)
-                    sweep.append({"span_tics": span, "batch_size": batch, "s": elapsed,
-                                  "rtf": args.seconds / elapsed})
-                    print(f"  sweep span {span:>7} x batch {batch:>2}: {elapsed:.2f} s "
-                          f"({args.seconds / elapsed:.0f}x realtime)")
+                    _, _, ((elapsed,), (cpu,)) = time_ours(tm, wav, runs=1, span_tics=span, batch_size=batch)
+                    sweep.append({"span_tics": span, "batch_size": batch, "s": elapsed, "cpu_s": cpu,
+                                  "rtf": args.seconds / elapsed, "cpu_rtf": args.seconds / (cpu / cores)})
+                    print(f"  sweep span {span:>7} x batch {batch:>2}: {elapsed:.2f} s ({args.seconds / elapsed:.0f}x "
+                          f"realtime), CPU {cpu:.2f} s ({args.seconds / (cpu / cores):.0f}x on idle cores)")
             results["sweep"] = sweep
+        results["load_after"] = os.getloadavg()[0]
+        print(f"load average after: {results['load_after']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -258,15 +258,17 @@ class PrecisionRecallCurve:
     recall: np.ndarray
     ntrue: int
     nfalse: int
+    top: float = float("nan")  #: highest score of a true tap (at or above it nothing counts)
 
     @property
     def average_precision(self) -> float:
         """Area under the precision-recall curve (step interpolation), NaN without true taps."""
         if self.ntrue == 0 or self.recall.size == 0:
             return float("nan")
-        order = np.argsort(self.recall, kind="stable")
-        recall = np.concatenate([[0.0], self.recall[order]])
-        return float(np.sum(np.diff(recall) * self.precision[order]))
+        # from the highest threshold down, recall grows; each step is weighted by the precision
+        # at the threshold where recall first reaches its new value
+        recall = np.concatenate([[0.0], self.recall[::-1]])
+        return float(np.sum(np.diff(recall) * self.precision[::-1]))
 
 
 def precision_recall_curve(scores_true: np.ndarray, scores_false: np.ndarray, *, label: str = ""
@@ -286,7 +288,7 @@ def precision_recall_curve(scores_true: np.ndarray, scores_false: np.ndarray, *,
     tp, fp, candidates = tp[keep], fp[keep], candidates[keep]
     return PrecisionRecallCurve(
         label=label, thresholds=candidates, precision=tp / (tp + fp), recall=tp / true.size,
-        ntrue=int(true.size), nfalse=int(false.size),
+        ntrue=int(true.size), nfalse=int(false.size), top=float(true[-1]),
     )
 
 
@@ -294,10 +296,13 @@ def threshold_at_ratio(curve: PrecisionRecallCurve, ratio: float) -> float:
     """The probability threshold at which precision / recall reaches ``ratio``.
 
     Going up from the lowest threshold (recall 1), the first threshold whose precision/recall
-    is at least ``ratio``; linear interpolation in the ratio between it and the threshold
-    before. NaN (with an :class:`AccuracyWarning`) when the label has no true taps. When the
-    ratio is never reached (e.g. the top scores are tied between true and false taps) the
-    lowest threshold with the highest ratio, with a warning.
+    is at least ``ratio``. If the ratio is met exactly over a range of thresholds (as when the
+    validation scores of the label and of the rest are separated by a gap, where precision =
+    recall = 1 for every threshold in the gap), the middle of that range; otherwise linear
+    interpolation in the ratio between that threshold and the one before. NaN (with an
+    :class:`AccuracyWarning`) when the label has no true taps. When the ratio is never reached
+    (e.g. the top scores are tied between true and false taps) the lowest threshold with the
+    highest ratio, with a warning.
     """
     if curve.ntrue == 0:
         warnings.warn(f"label {curve.label!r} has no true validation taps: its threshold is NaN "
@@ -312,6 +317,14 @@ def threshold_at_ratio(curve: PrecisionRecallCurve, ratio: float) -> float:
                       f"closest, {curve.thresholds[closest]:.6g}", AccuracyWarning, stacklevel=2)
         return float(curve.thresholds[closest])
     i = int(reached[0])
+    if math.isclose(ratios[i], ratio, rel_tol=1e-12):
+        # the counts, hence the ratio, hold from thresholds[i] up to the next threshold at which
+        # it differs (or up to the highest true score): take the middle of that range
+        j = i
+        while j + 1 < len(ratios) and math.isclose(ratios[j + 1], ratio, rel_tol=1e-12):
+            j += 1
+        upper = curve.thresholds[j + 1] if j + 1 < len(ratios) else curve.top
+        return float((curve.thresholds[i] + upper) / 2)
     if i == 0:
         return float(curve.thresholds[0])
     r0, r1 = ratios[i - 1], ratios[i]

@@ -126,9 +126,10 @@ def test_threshold_at_known_ratio_on_uniform_scores():
 def test_threshold_for_separable_scores_falls_between_the_classes():
     true = np.linspace(0.7, 0.99, 50)
     false = np.linspace(0.01, 0.3, 50)
-    threshold = threshold_at_ratio(precision_recall_curve(true, false), 1.0)
-    assert 0.01 < threshold < 0.7
-    assert np.all(true > threshold)
+    # precision = recall = 1 for every threshold in the gap [0.3, 0.7): its middle
+    assert threshold_at_ratio(precision_recall_curve(true, false), 1.0) == pytest.approx(0.5)
+    # P/R = 2 needs recall 1/2: between the 25th and 26th of the 50 true scores
+    assert threshold_at_ratio(precision_recall_curve(true, false), 2.0) == pytest.approx(true[24], abs=0.01)
 
 
 def test_thresholds_use_softmax_probabilities_and_ignore_masked_taps(tmp_path):
@@ -236,3 +237,10 @@ def test_command_line_on_a_folder_of_training_runs(tmp_path, capsys):
         assert not (tmp_path / model / f"confusion-matrix.ckpt-{best}.png").exists()  # --plots best
     assert main(["accuracy", str(tmp_path / "train_1r" / "nothing")]) == 2
     assert "no validation.ckpt" in capsys.readouterr().err
+
+
+def test_average_precision_of_perfect_and_of_chance_scores():
+    perfect = precision_recall_curve(np.array([0.8, 0.9]), np.array([0.1, 0.2, 0.3]))
+    assert perfect.average_precision == pytest.approx(1.0)
+    grid = (np.arange(1000) + 0.5) / 1000
+    assert precision_recall_curve(grid, grid).average_precision == pytest.approx(0.5, abs=0.01)

@@ -278,3 +278,52 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
                  "--audio-tic-rate", "2500", "--no-progress"]) == 0
     from_wavs = read_intervals_csv(out / "song.wav-predicted.csv")
     assert abs(len(from_wavs) - len(predicted)) <= 0.05 * len(predicted)  # int16 rounding moves a few edges
+
+
+@pytest.mark.slow
+def test_supervised_loop_finds_song_in_a_recording_it_never_saw(tmp_path):
+    """train (train.py) -> accuracy -> classify -> ethogram on generated fly song."""
+    from songexplorer_core import synth
+    from songexplorer_core import train as T
+    from songexplorer_core.accuracy import accuracy_report, write_accuracy_outputs
+    from songexplorer_core.annotations import write_intervals_csv
+    from songexplorer_core.ethogram import read_thresholds_csv
+
+    params = synth.SongParams(sine_bout_rate_per_min=8.0)
+    groundtruth = tmp_path / "groundtruth"
+    groundtruth.mkdir()
+    for i in range(2):
+        song = synth.make_song(60.0, seed=10 + i, wav=f"song{i}.wav", params=params)
+        synth.write_song(song, groundtruth / song.wav)
+        seeds = synth.seed_annotations(song, {"mel-pulse": 30, "mel-sine": 30, "ambient": 30}, seed=20 + i,
+                                       allow_fewer=True)
+        write_intervals_csv(seeds, groundtruth / f"{song.wav}-annotated-person1.csv")
+    unseen = synth.make_song(60.0, seed=99, wav="unseen.wav", params=params)
+    synth.write_song(unseen, tmp_path / unseen.wav)
+    config = T.TrainConfig(labels_to_use=("mel-pulse", "mel-sine", "ambient"), nsteps=150, validate_period=50,
+                           mini_batch=32, batch_seed=1, weights_seed=1, validate_percentage=40)
+    model_dir = T.train(groundtruth, config, tmp_path / "logs").replicates[0].model_dir
+
+    report = accuracy_report(model_dir)
+    write_accuracy_outputs(report, plots="none")
+    assert [c.checkpoint for c in report.checkpoints] == [50, 100, 150]
+    assert report.best.overall_f1 >= 0.9
+    best = report.best.checkpoint
+    thresholds = read_thresholds_csv(model_dir / f"thresholds.ckpt-{best}.csv")
+    assert all(0 < t < 1 for t in thresholds.values())
+
+    probs = classify_recording(models.load_trained_model(model_dir / f"ckpt-{best}"), tmp_path / unseen.wav)
+    predicted = ethogram_threshold(probs, thresholds)
+    pulses = predicted[predicted["label"] == "mel-pulse"]
+    starts, stops = pulses["start"].to_numpy(), pulses["stop"].to_numpy()
+    found = [np.any((starts <= c + 10) & (stops >= c - 10)) for c in unseen.pulse_centres]
+    assert np.mean(found) >= 0.85  # pulses found where they are, to 10 tics (4 ms)
+    sines = predicted[predicted["label"] == "mel-sine"]
+    overlap = [np.any((sines["start"] <= b) & (sines["stop"] >= a))
+               for a, b in zip(unseen.sines["start"], unseen.sines["stop"])]
+    assert np.mean(overlap) >= 0.85
+    # predicted pulses lie at pulses or at the onset/offset of a sine bout (which a briefly trained
+    # network mistakes for pulses), never in the empty stretches
+    events = np.concatenate([unseen.pulse_centres, unseen.sines["start"], unseen.sines["stop"]])
+    near = [np.any((events >= a - 100) & (events <= b + 100)) for a, b in zip(starts, stops)]
+    assert np.mean(near) >= 0.9
