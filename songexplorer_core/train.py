@@ -624,6 +624,8 @@ def train_model(dataset: D.Dataset, config: TrainConfig, model_dir: str | os.Pat
                         (model_dir / f"{which}.ckpt-{step}.npz").unlink()
             log(f"{_now()}: resuming from {model_dir / f'ckpt-{start}'} (step {start}) to step {config.nsteps}")
             resumed_from = start
+            with atomic_write(model_dir / CONFIG_FILE, "w", encoding="utf-8") as handle:
+                json.dump(config.to_dict(), handle, indent=1)  # e.g. a larger nsteps
         else:
             seeds = np.random.SeedSequence(_seed(config.batch_seed, replicate))
             batch_seq, augment_seq = seeds.spawn(2)
