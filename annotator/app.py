@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -68,7 +69,7 @@ Drag across the waveform or spectrogram to label a range. Double-click empty spa
 half for a point. Double-click an annotation (lower half) to remove it. With no label chosen
 (key 0), double-clicking someone else's annotation deletes it.
 
-**Keys.** 1-9 choose a label, 0 none · ← → pan half a width · Shift+← / Shift+→ (or Home/End) go
+**Keys.** 1-7 choose a label box, 0 none · ← → pan half a width · Shift+← / Shift+→ (or Home/End) go
 to the ends · ↑ ↓ zoom in/out · o reset the width · , . previous/next sound · space play/pause ·
 Ctrl+Z undo · Ctrl+Shift+Z or Ctrl+Y redo · Ctrl+S save.
 """
@@ -697,8 +698,9 @@ class AnnotatorApp:
         if key in moves:
             self.navigate(moves[key])
         elif key.isdigit() and len(key) == 1:
-            index = int(key) - 1
-            self._select_label_slot(None if index < 0 or index >= len(self.label_inputs) else index)
+            index = int(key) - 1  # "0" is no label; digits past the last box do nothing
+            if index < len(self.label_inputs):
+                self._select_label_slot(None if index < 0 else index)
         elif key in ("Ctrl+z",):
             self.undo()
         elif key in ("Ctrl+Z", "Ctrl+y", "Ctrl+Shift+Z"):
@@ -773,6 +775,15 @@ class AnnotatorApp:
         """Save if there are unsaved changes (called every ``autosave_s`` seconds when served)."""
         if self.session is not None and self.session.unsaved_changes():
             self.save()
+
+    def _save_on_close(self) -> None:
+        """The browser tab closed: write what is unsaved (the page is gone, nothing is redrawn)."""
+        if self.session is not None and self.session.unsaved_changes():
+            try:
+                self.session.save()
+            except (AnnotationError, SessionError, OSError) as error:
+                print(f"annotator: could not save {self.session.annotator}'s annotations on close: {error}",
+                      file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------
     # the cluster view
@@ -983,7 +994,7 @@ class AnnotatorApp:
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             if self.autosave_s > 0:
                 pn.state.add_periodic_callback(self.autosave, period=int(self.autosave_s * 1000))
-            pn.state.curdoc.on_session_destroyed(lambda _context: self.autosave())
+            pn.state.curdoc.on_session_destroyed(lambda _context: self._save_on_close())
         return self.layout
 
 
