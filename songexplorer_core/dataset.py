@@ -363,7 +363,7 @@ class Dataset:
     notes: list[str] = field(default_factory=list)  #: what was skipped or shortened, for the log
     equalize: bool = True
     overlapped_prefix: str = "not_"
-    _neighbours: list[np.ndarray] | None = None
+    _neighbours: tuple[np.ndarray, np.ndarray] | None = None
     _fixed_offsets: dict[str, np.ndarray] = field(default_factory=dict)
 
     # -- counts ---------------------------------------------------------------------------------
@@ -381,9 +381,7 @@ class Dataset:
     # -- examples -------------------------------------------------------------------------------
 
     def _cut(self, sounds: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        rec = self.sounds["recording"].to_numpy()[sounds]
-        base = np.fromiter((self.recording_start[r] for r in rec), dtype=np.int64, count=len(rec))
-        first = base + offsets - self.geometry.before_tics
+        first = self._base[sounds] + offsets - self.geometry.before_tics
         index = first[:, None] + np.arange(self.geometry.input_tics)[None, :]
         return self.audio[index]
 
@@ -394,20 +392,22 @@ class Dataset:
         if self.loss == EXCLUSIVE:
             return np.where(mask, self._label_index[sounds][:, None], -1).astype(np.int32)
         targets = np.full((len(sounds), self.geometry.parallelize, len(self.labels)), 2, dtype=np.int8)
-        neighbours = self._overlaps()
-        pairs = [(b, k) for b, i in enumerate(sounds) for k in neighbours[i] if k != i]
+        first, flat = self._overlaps()
+        counts = first[sounds + 1] - first[sounds]
+        b = np.repeat(np.arange(len(sounds)), counts)
+        within = np.arange(len(b)) - np.repeat(np.cumsum(counts) - counts, counts)
+        k = flat[np.repeat(first[sounds], counts) + within]
+        others = k != sounds[b]
         # other annotations of the same set and recording first, the example's own one last
-        for rows in (pairs, [(b, i) for b, i in enumerate(sounds)]):
-            if not rows:
-                continue
-            b, k = (np.asarray(x, dtype=np.int64) for x in zip(*rows))
-            mask = self.geometry.tap_mask(self._start[k] - offsets[b], self._stop[k] - offsets[b])
-            bb, taps = np.nonzero(mask)
-            targets[b[bb], taps, self._label_index[k[bb]]] = self._target[k[bb]]
+        for bb, kk in ((b[others], k[others]), (np.arange(len(sounds)), sounds)):
+            mask = self.geometry.tap_mask(self._start[kk] - offsets[bb], self._stop[kk] - offsets[bb])
+            rows, taps = np.nonzero(mask)
+            targets[bb[rows], taps, self._label_index[kk[rows]]] = self._target[kk[rows]]
         return targets
 
-    def _overlaps(self) -> list[np.ndarray]:
-        """For each sound, the sounds of the same set and recording that can reach its taps."""
+    def _overlaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """For each sound, the sounds of the same set and recording that can reach its taps, as
+        ``(first, flat)``: sound i's are ``flat[first[i]:first[i + 1]]`` (itself included)."""
         if self._neighbours is None:
             reach = self.geometry.input_tics
             neighbours: list[np.ndarray] = [np.empty(0, np.int64)] * len(self.sounds)
@@ -418,7 +418,10 @@ class Dataset:
                 for r, s0, s1 in zip(rows, start, stop):
                     near = (start <= s1 + reach) & (stop >= s0 - reach)
                     neighbours[r] = rows[near]
-            self._neighbours = neighbours
+            counts = np.array([len(n) for n in neighbours], dtype=np.int64)
+            first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            flat = np.concatenate(neighbours).astype(np.int64) if len(neighbours) else np.empty(0, np.int64)
+            self._neighbours = (first, flat)
         return self._neighbours
 
     def _draw_offsets(self, sounds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -474,6 +477,7 @@ class Dataset:
         self._last = self.sounds["last"].to_numpy(np.int64)
         self._label_index = self.sounds["label_index"].to_numpy(np.int64)
         self._target = self.sounds["target"].to_numpy(np.int8)
+        self._base = np.array([self.recording_start[r] for r in self.sounds["recording"]], dtype=np.int64)
         training = self.indices(TRAINING)
         self._groups_all = training
         if len(training):

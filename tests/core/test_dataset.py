@@ -300,3 +300,30 @@ def test_kinds_select_rows_and_recordings_in_subfolders_are_found(tmp_path):
     assert set(ds.sounds["recording"]) == {"round1/a.wav"}
     only = D.make_dataset(tmp_path, labels_to_use=["mel-pulse"], geometry=GEOMETRY)
     assert set(only.sounds["kind"]) == {"annotated"}
+
+
+def test_overlapped_targets_match_a_brute_force_reference(tmp_path):
+    """Random overlapping point/range annotations of two labels and their absences: every
+    example's targets equal those computed one annotation at a time (own annotation last)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(150):
+        start = int(rng.integers(1000, 28000))
+        rows.append((start, start + int(rng.integers(0, 400)) * int(rng.random() < 0.6),
+                     str(rng.choice(["a", "not_a", "b", "not_b"]))))
+    ds = D.make_dataset(ground_truth(tmp_path, {"x.wav": rows}), labels_to_use=["a", "b"],
+                        geometry=D.Geometry(512, 0, 4, 8), loss="overlapped", validation_percentage=30)
+    start, stop = ds.sounds["start"].to_numpy(), ds.sounds["stop"].to_numpy()
+    label, target = ds.sounds["label_index"].to_numpy(), ds.sounds["target"].to_numpy()
+    checked = 0
+    for which in (D.TRAINING, D.VALIDATION):
+        same_set = ds.indices(which)
+        for batch in ds.evaluation_batches(which, 64):
+            for targets, i, offset in zip(batch.targets, batch.sounds, batch.offset_tic):
+                expected = np.full((8, 2), 2, np.int8)
+                for k in [k for k in same_set if k != i] + [i]:
+                    taps = ds.geometry.tap_mask(np.array([start[k] - offset]), np.array([stop[k] - offset]))[0]
+                    expected[taps, label[k]] = target[k]
+                np.testing.assert_array_equal(targets, expected)
+                checked += 1
+    assert checked == 150
