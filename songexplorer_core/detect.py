@@ -62,6 +62,7 @@ __all__ = [
     "skimage_closing",
     "skimage_opening",
     "mask_runs",
+    "closed_runs",
 ]
 
 #: ``kind`` of every row detection writes.
@@ -434,6 +435,29 @@ def mask_runs(mask: np.ndarray) -> np.ndarray:
     return edges.reshape(-1, 2).astype(np.int64)
 
 
+def closed_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """``mask_runs(skimage_closing(mask, length))`` computed on the runs (no second mask).
+
+    Gaps shorter than ``length`` between runs are merged; with scikit-image's reflected border a
+    first run starting at most ``length // 2`` tics after tic 0 is extended to it, and a last run
+    ending at most ``(length - 1) // 2`` tics before the end is extended to the end.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.size <= 2 * length or length <= 1:
+        return mask_runs(skimage_closing(mask, length))
+    runs = mask_runs(mask)
+    if runs.size == 0:
+        return runs
+    keep_gap = runs[1:, 0] - runs[:-1, 1] >= length
+    starts = runs[np.r_[True, keep_gap], 0]
+    stops = runs[np.r_[keep_gap, True], 1]
+    if starts[0] <= length // 2:
+        starts[0] = 0
+    if mask.size - stops[-1] <= (length - 1) // 2:
+        stops[-1] = mask.size
+    return np.column_stack((starts, stops))
+
+
 # --------------------------------------------------------------------------------------------
 # time criterion
 
@@ -459,9 +483,9 @@ def time_runs(channel: np.ndarray, settings: DetectSettings) -> tuple[np.ndarray
     """
     centre, spread = _centre_and_spread(channel, settings.robust)
     deviation = np.abs(channel - centre)
-    signal = skimage_closing(deviation > settings.sigma_signal * spread, settings.time_smooth_tics)
-    noise = skimage_closing(deviation > settings.sigma_noise * spread, settings.time_smooth_tics)
-    return mask_runs(signal), mask_runs(noise)
+    signal = closed_runs(deviation > settings.sigma_signal * spread, settings.time_smooth_tics)
+    noise = closed_runs(deviation > settings.sigma_noise * spread, settings.time_smooth_tics)
+    return signal, noise
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,26 +689,34 @@ def _stacked(parts: list[np.ndarray]) -> np.ndarray:
 # neither
 
 
-def _coverage(intervals: list[np.ndarray], length: int, *, python_slices: bool) -> np.ndarray:
-    """True where any ``[start, stop]`` (inclusive) interval covers a tic of ``range(length)``.
+def _uncovered(intervals: list[np.ndarray], length: int, *, python_slices: bool) -> np.ndarray:
+    """Maximal runs of ``range(length)`` covered by no ``[start, stop]`` (inclusive) interval, as
+    ``(n, 2)`` ``[first, last + 1)``; computed from the sorted intervals, not tic by tic.
 
-    With ``python_slices`` a negative start is taken as SongExplorer's ``a[start:stop+1]`` does:
-    counted from the end, so the interval usually covers nothing (QUIRK 2).
+    With ``python_slices`` an interval covers what SongExplorer's ``a[start:stop+1]`` does: a
+    negative start counts from the end, so the interval usually covers nothing (QUIRK 2).
     """
-    diff = np.zeros(length + 1, dtype=np.int64)
-    for part in intervals:
-        if part.size == 0:
-            continue
-        starts, stops = part[:, 0].astype(np.int64), part[:, 1].astype(np.int64) + 1
-        if python_slices:
-            starts = np.where(starts < 0, np.maximum(starts + length, 0), starts)
-            stops = np.where(stops < 0, np.maximum(stops + length, 0), stops)
-        starts = np.clip(starts, 0, length)
-        stops = np.clip(stops, 0, length)
-        valid = starts < stops
-        np.add.at(diff, starts[valid], 1)
-        np.add.at(diff, stops[valid], -1)
-    return np.cumsum(diff[:length]) > 0
+    parts = [part for part in intervals if part.size]
+    if length <= 0:
+        return np.empty((0, 2), dtype=np.int64)
+    if not parts:
+        return np.array([[0, length]], dtype=np.int64)
+    both = np.concatenate(parts).astype(np.int64)
+    starts, stops = both[:, 0], both[:, 1] + 1
+    if python_slices:
+        starts = np.where(starts < 0, np.maximum(starts + length, 0), starts)
+        stops = np.where(stops < 0, np.maximum(stops + length, 0), stops)
+    starts, stops = np.clip(starts, 0, length), np.clip(stops, 0, length)
+    valid = starts < stops
+    starts, stops = starts[valid], stops[valid]
+    if starts.size == 0:
+        return np.array([[0, length]], dtype=np.int64)
+    order = np.argsort(starts, kind="stable")
+    starts, reach = starts[order], np.maximum.accumulate(stops[order])
+    gap_starts = np.r_[0, reach]
+    gap_stops = np.r_[starts, length]
+    gaps = gap_starts < gap_stops
+    return np.column_stack((gap_starts[gaps], gap_stops[gaps]))
 
 
 def quiet_runs(
@@ -707,8 +739,7 @@ def quiet_runs(
         if ntics is None:
             raise ValueError("quiet_runs(quirks=False) needs ntics, the recording's length in tics")
         length = int(ntics)
-    covered = _coverage([time_noise, frequency_noise], length, python_slices=quirks)
-    runs = mask_runs(~covered)
+    runs = _uncovered([time_noise, frequency_noise], length, python_slices=quirks)
     if quirks and runs.size:
         runs = runs[(runs[:, 0] > 0) & (runs[:, 1] < length)]
     return np.column_stack((runs[:, 0], runs[:, 1] - 1)).astype(np.int64)

@@ -20,6 +20,8 @@ from songexplorer_core.detect import (
     harmonic_f_test,
     line_flags,
     multitaper_tapers,
+    closed_runs,
+    mask_runs,
     quiet_runs,
     skimage_closing,
     skimage_opening,
@@ -193,6 +195,18 @@ def test_running_filters_agree_with_the_footprint_definition():
             mask = rng.random(int(rng.integers(1, 8 * length))) < rng.random()
             np.testing.assert_array_equal(skimage_closing(mask, length), _closing_by_footprint(mask, length))
             np.testing.assert_array_equal(skimage_opening(mask, length), _opening_by_footprint(mask, length))
+
+
+def test_closing_computed_on_runs_equals_closing_the_mask():
+    rng = np.random.default_rng(1)
+    for length in (1, 2, 3, 8, 15, 16, 17):
+        for _ in range(300):
+            mask = rng.random(int(rng.integers(1, 10 * length + 5))) < rng.random() ** 2
+            if rng.random() < 0.3:
+                mask[: rng.integers(0, mask.size + 1)] = False
+            if rng.random() < 0.3:
+                mask[rng.integers(0, mask.size + 1):] = False
+            np.testing.assert_array_equal(closed_runs(mask, length), mask_runs(skimage_closing(mask, length)))
 
 
 def test_opening_removes_single_windows_and_keeps_pairs():
@@ -421,6 +435,39 @@ def test_quiet_runs_reproduce_combine_events():
     fixed = quiet_runs(np.array([[10, 19]]), np.array([[0, 47], [100, 159]]), ntics=200, quirks=False)
     assert fixed.tolist() == [[48, 99], [160, 199]]
     assert quiet_runs(np.empty((0, 2), int), np.empty((0, 2), int)).shape == (0, 2)
+
+
+def combine_events_reference(events1, events2):
+    """SongExplorer's combine_events(..., not a and not b), tic by tic with Python slices."""
+    length = max([int(e[1]) for e in list(events1) + list(events2)] + [0])
+    a, b = np.zeros(length, bool), np.zeros(length, bool)
+    for event in events1:
+        a[int(event[0]):int(event[1]) + 1] = True
+    for event in events2:
+        b[int(event[0]):int(event[1]) + 1] = True
+    quiet = ~a & ~b
+    changes = np.flatnonzero(np.diff(quiet))
+    runs, i = [], 1
+    while i < len(changes):
+        if not quiet[changes[i]]:
+            i += 1
+            continue
+        runs.append([changes[i - 1] + 1, changes[i]])
+        i += 2
+    return runs
+
+
+def test_quiet_runs_equal_combine_events_on_random_intervals():
+    rng = np.random.default_rng(2)
+    for _ in range(2000):
+        length = int(rng.integers(1, 300))
+
+        def intervals(count):
+            starts = rng.integers(-40, length, count)
+            return np.column_stack((starts, starts + rng.integers(0, 60, count)))
+
+        time_noise, frequency_noise = intervals(rng.integers(0, 6)), intervals(rng.integers(0, 6))
+        assert quiet_runs(time_noise, frequency_noise).tolist() == combine_events_reference(time_noise, frequency_noise)
 
 
 def test_quiet_end_of_recording_is_reported_only_when_fixed():
