@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -857,7 +858,8 @@ def write_into_new_folder(folder: str | os.PathLike, writer: Callable[[Path], No
     ``folder`` (replacing an old one): readers never see a half-written folder."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()  # unlike mkdtemp, honours the umask (a checkpoint others may read)
     try:
         writer(tmp)
         _replace_folder(tmp, folder)

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -370,7 +371,7 @@ class _Steps:
 
 
 def _optimizer_state(optimizer) -> dict[str, np.ndarray]:
-    return {f"{i:04d}:{v.path if hasattr(v, 'path') else v.name}": np.asarray(v) for i, v in
+    return {f"{i:04d}:{v.path if hasattr(v, 'path') else v.name}": v.numpy() for i, v in
             enumerate(optimizer.variables)}
 
 
@@ -398,7 +399,7 @@ def _seed_generator_states(keras_model) -> dict[str, list]:
     for layer in keras_model.layers:
         generator = getattr(layer, "seed_generator", None)
         if generator is not None and getattr(generator, "state", None) is not None:
-            states[layer.name] = np.asarray(generator.state).tolist()
+            states[layer.name] = generator.state.numpy().tolist()
     return states
 
 
@@ -406,7 +407,7 @@ def _restore_seed_generators(keras_model, states: Mapping[str, list]) -> None:
     for layer in keras_model.layers:
         generator = getattr(layer, "seed_generator", None)
         if generator is not None and layer.name in states:
-            generator.state.assign(np.asarray(states[layer.name], dtype=np.asarray(generator.state).dtype))
+            generator.state.assign(np.asarray(states[layer.name], dtype=generator.state.numpy().dtype))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,6 +598,9 @@ def train_model(dataset: D.Dataset, config: TrainConfig, model_dir: str | os.Pat
     from its last checkpoint if it has one."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in model_dir.glob(".ckpt-*.tmp"):  # a checkpoint being written when training was killed
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     labels = list(dataset.labels)
     rate, nchannels = dataset.rate, dataset.nchannels
     existing = checkpoint_steps(model_dir)
