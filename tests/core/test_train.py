@@ -217,3 +217,20 @@ def test_command_line_trains_and_reports_bad_input(song_folder, tmp_path, capsys
                      "--labels", "mel-pulse,song-of-the-sirens", "--no-progress"])
     assert code == 2
     assert "with label(s) ['song-of-the-sirens']" in capsys.readouterr().err
+
+
+def test_configure_compute_checks_its_arguments_and_says_what_it_could_not_set():
+    import tensorflow as tf
+
+    from songexplorer_core.compute import configure_compute
+
+    with pytest.raises(ValueError, match="device must be one of"):
+        configure_compute("tpu")
+    with pytest.raises(ValueError, match="threads must be a positive number"):
+        configure_compute("cpu", threads=0)
+    if not tf.config.list_physical_devices("GPU"):
+        with pytest.raises(RuntimeError, match="sees no GPU"):
+            configure_compute("gpu")
+    with pytest.warns(UserWarning, match="oneDNN setting ignored: TensorFlow was already imported"):
+        info = configure_compute("cpu", onednn=True)
+    assert info.device == "cpu" and info.onednn is None
