@@ -71,7 +71,7 @@ class ClassifyError(ValueError):
 # the result type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Probabilities:
     """Per-label probabilities of one recording, one row per output sample.
 
