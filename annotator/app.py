@@ -295,7 +295,8 @@ class AnnotatorApp:
         self.wave_source = ColumnDataSource(dict(t=[], y=[]))
         self.upper_source = ColumnDataSource(_empty_boxes())
         self.lower_source = ColumnDataSource(_empty_boxes())
-        self.playhead = Span(location=0, dimension="height", line_color="#d62728", line_width=2, visible=False)
+        self.playhead = Span(location=0, dimension="height", line_color="#d62728", line_width=2, visible=False,
+                             name="playhead")
         self.waveform = self._context_figure("waveform", Range1d(-1.05, 1.05), height=220)
         self.waveform.line("t", "y", source=self.wave_source, color="#1f3b73", line_width=1)
         self._draw_boxes(self.waveform, -1.0, 1.0, text=True)
@@ -964,6 +965,9 @@ class AnnotatorApp:
     def show_snippet(self, row) -> None:
         """Centre the recording view on a snippet's sound."""
         self.centre_on(str(row["recording"]), (int(row["start"]) + int(row["stop"])) / 2)
+        if self.recording is not None and self.recording.key == str(row["recording"]):
+            self.show_info(f"the Recording tab now shows {row['recording']} at "
+                           f"{int(row['start']) / self.recording.rate:.3f} s ({row['label']}, {row['kind']})")
 
     def annotate_snippet(self, row) -> None:
         """Double-click on a snippet: toggle an annotation of its sound with the current label."""

@@ -188,6 +188,12 @@ def test_cluster_view_says_no_clusters_yet_then_shows_snippets(project):
     app.scatter._trigger_event(Tap(app.scatter, x=float(first["x"]), y=float(first["y"])))
     assert len(app.snippet_source.data["image"]) == min(app.nsnippets, len(table))
     assert app._snippet_rows.iloc[0]["start"] == first["start"]
+    # a box selection: the sounds inside it, nearest its centre first
+    x, y = float(first["x"]), float(first["y"])
+    app.scatter._trigger_event(SelectionGeometry(app.scatter, geometry=dict(
+        type="rect", x0=x - 1e-6, x1=x + 1e-6, y0=y - 1e-6, y1=y + 1e-6), final=True))
+    assert len(app._snippet_rows) >= 1 and (app._snippet_rows["x"] == x).all()
+    app.scatter._trigger_event(Tap(app.scatter, x=x, y=y))
     # click a snippet: the recording view centres on its sound
     app.snippets._trigger_event(Tap(app.snippets, x=0.5, y=-0.5))
     assert app.recording.key == KEY and abs(app.view.centre - (first["start"] + first["stop"]) / 2) <= 1

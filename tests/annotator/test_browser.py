@@ -3,8 +3,9 @@
 
 It names the annotator, selects a recording, annotates a detected sound with a double-click, drags
 a range, double-clicks empty space for a point, removes an annotation, undoes once, and checks the
-CSV on disk after each save. It saves screenshots of the recording view and the cluster view
-under ``test-artifacts/screenshots/``.
+CSV on disk after each save; it plays the window (the playhead moves), fills the cluster view's
+snippet grid, and reloads the page (the name is not asked again). It saves screenshots of the
+recording view and the cluster view under ``test-artifacts/screenshots/``.
 
 Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package; Playwright's own browser download is
 not used); skipped without it.
@@ -215,6 +216,10 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
                    const a = find(document); return a && a.error === null && a.readyState >= 1 ? a.duration : 0; }"""),
                 "the audio element to load the visible window")
             assert audio_ok == pytest.approx(1.6, abs=0.05)
+            page.wait_for_function(  # the playhead moves across the window as it plays
+                "(start) => { const d = Bokeh.documents[Bokeh.documents.length - 1];"
+                " const p = d.get_model_by_name('playhead'); return p.visible && p.location > start + 0.2; }",
+                arg=start_s)
 
             # the cluster view: the scatter of sounds, and the snippets nearest a tapped point
             page.locator(".bk-tab", has_text="Cluster").click()
@@ -231,6 +236,11 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
                 " return s && s.renderers[0].data_source.get_length() >= 10; }")
             time.sleep(0.5)
             page.screenshot(path=str(SCREENSHOTS / "cluster-view.png"), full_page=True)
+
+            # the name was asked once: this browser remembers it
+            page.reload()
+            page.get_by_text("annotating as tester").wait_for()
+            assert page.get_by_placeholder("your name").count() == 0
         except Exception:
             page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)
             log = (project.root / "annotate.log").read_text()

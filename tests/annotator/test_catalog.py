@@ -54,12 +54,9 @@ def test_a_query_naming_a_file_outside_groundtruth_is_refused_before_it_is_opene
 
     real_info = catalog_module.recording_info
     monkeypatch.setattr(catalog_module, "recording_info", lambda path: opened.append(path) or real_info(path))
-    for attempt in ATTEMPTS:
+    for attempt in ("../outside.wav", "..%2F..%2Fsecret.txt", "%2Fetc%2Fpasswd", "songexplorer.toml"):
         app = AnnotatorApp(small, annotator="tester", query={"recording": attempt})
-        assert app.recording is None, attempt
-        if attempt:
-            assert "not a recording of this project" in app.message.object, attempt
-    app = AnnotatorApp(small, annotator="tester")
+        assert app.recording is None and "not a recording of this project" in app.message.object, attempt
     for attempt in ATTEMPTS:
         assert not app.open_recording(attempt)
         assert app.recording is None
