@@ -13,3 +13,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+
+# The annotator's browser test drives Debian's Chromium through Playwright (no browser download).
+if [ ! -x /usr/bin/chromium ] && [ "${SONGEXPLORER_SKIP_CHROMIUM:-0}" != "1" ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        echo "installing Debian's chromium for the annotator's browser test (apt-get)..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update -qq >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: /usr/bin/chromium not found; the browser test will be skipped (install chromium to run it)" >&2
+    fi
+fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: set up, create the demo project, and start the platform on 127.0.0.1:
-#   Dagster UI + daemon  http://127.0.0.1:3000  (the sensor picks up every recording by itself)
+#   Dagster UI + daemon  http://127.0.0.1:3000  (sensors and automation process every recording)
+#   MLflow UI            http://127.0.0.1:5000  (every trained model is a run)
+#   Annotator            http://127.0.0.1:5006/annotate
 # Project folder: $SONGEXPLORER_PROJECT (default ./songexplorer-project). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,10 @@ else
 fi
 export DAGSTER_HOME="$SONGEXPLORER_PROJECT/dagster_home"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+MLFLOW_PORT="${MLFLOW_PORT:-5000}"
+ANNOTATOR_PORT="${ANNOTATOR_PORT:-5006}"
+export SONGEXPLORER_MLFLOW_UI="http://127.0.0.1:$MLFLOW_PORT"
+mkdir -p "$SONGEXPLORER_PROJECT/mlflow/artifacts"
 
 pids=()
 cleanup() {
@@ -25,10 +31,18 @@ trap cleanup EXIT INT TERM
 # Each service in its own process group so Ctrl-C / cleanup stops all of its children.
 setsid .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT" &
 pids+=($!)
+setsid .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
+    --backend-store-uri "sqlite:///$SONGEXPLORER_PROJECT/mlflow/mlflow.db" \
+    --default-artifact-root "$SONGEXPLORER_PROJECT/mlflow/artifacts" &
+pids+=($!)
+setsid .venv/bin/songexplorer annotate --project "$SONGEXPLORER_PROJECT" --address 127.0.0.1 --port "$ANNOTATOR_PORT" &
+pids+=($!)
 
 echo
 echo "songexplorer-dagster is starting; project: $SONGEXPLORER_PROJECT"
 echo "  Dagster UI:  http://127.0.0.1:$DAGSTER_PORT   (recordings appear as partitions within ~30 s)"
+echo "  MLflow UI:   http://127.0.0.1:$MLFLOW_PORT"
+echo "  Annotator:   http://127.0.0.1:$ANNOTATOR_PORT/annotate"
 echo "  Add a recording: copy a WAV into $SONGEXPLORER_PROJECT/groundtruth/"
 echo "  Press Ctrl-C to stop."
 wait -n "${pids[@]}"
