@@ -226,7 +226,11 @@ def read_intervals_csv(
         except ValueError:
             problems.append(f"line {lineno}: start/stop tics must be whole numbers, got {start_text!r}, {stop_text!r}")
             continue
-        if start < 0:
+        # SongExplorer's own detector writes frequency rows starting up to a quarter window before
+        # tic 0 and time rows whose stop is one past the last loud tic (its quirks 1-2): a
+        # ground-truth folder holding its -detected.csv files must load as it is.
+        songexplorer_detected = kind == "detected"
+        if start < 0 and not songexplorer_detected:
             problems.append(f"line {lineno}: start tic {start} is negative")
         if stop < start:
             problems.append(f"line {lineno}: stop tic {stop} is before start tic {start}")
@@ -243,7 +247,7 @@ def read_intervals_csv(
                     f"line {lineno}: names recording {wav!r}, which is not in the ground-truth folder "
                     f"(add the WAV, or fix the name in the CSV)"
                 )
-            elif stop >= recording_tics[wav]:
+            elif stop >= recording_tics[wav] + (1 if songexplorer_detected else 0):
                 problems.append(
                     f"line {lineno}: stop tic {stop} is past the end of {wav} "
                     f"({recording_tics[wav]} tics, last tic {recording_tics[wav] - 1})"
@@ -314,3 +318,22 @@ def concat_intervals(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 def label_counts(frame: pd.DataFrame) -> dict[str, int]:
     """Rows per label, most common first."""
     return {str(k): int(v) for k, v in frame["label"].value_counts().items()}
+
+
+def interval_csvs_for_recording(wav_path: str | os.PathLike, kinds: Iterable[str] = ("annotated",)) -> list[Path]:
+    """The interval CSVs beside a recording whose names say they belong to it (either naming
+    style), of the given kinds (by name: annotated, detected, predicted, missed, mistakes), sorted."""
+    wav_path = Path(wav_path)
+    wanted = set(kinds)
+    found = []
+    for path in sorted(wav_path.parent.glob("*.csv")):
+        if is_temporary(path):
+            continue
+        parsed = parse_csv_name(path.name)
+        if parsed is None or parsed.kind not in wanted:
+            continue
+        if parsed.recording == wav_path.name or (
+            parsed.recording.lower() == wav_path.name.lower() and not (wav_path.parent / parsed.recording).exists()
+        ):
+            found.append(path)
+    return found

@@ -203,7 +203,8 @@ def model_versions(config: TrackingConfig, metric: str = DEFAULT_CHAMPION_METRIC
                 "version": str(version.version),
                 "run_id": version.run_id,
                 metric: value,
-                "aliases": ",".join(version.aliases or []),
+                # search results carry no aliases on some stores: ask for the version itself
+                "aliases": ",".join(client.get_model_version(config.registered_model, version.version).aliases or []),
                 "created_ms": int(version.creation_timestamp or 0),
             }
         )

@@ -1,4 +1,4 @@
-"""The Dagster code location: every asset, job, sensor and resource of songexplorer-dagster.
+"""The Dagster code location: every asset, job, sensor, schedule and resource of songexplorer-dagster.
 
 Load it with ``dagster dev -w workspace.yaml`` (the repo-root workspace names this module), or
 ``dagster asset materialize -m songexplorer_dagster.definitions --select detections --partition KEY``.
@@ -12,15 +12,21 @@ them, never at module level.
 
 import dagster as dg
 
+from songexplorer_dagster.assets.annotations import annotations, ground_truth
 from songexplorer_dagster.assets.detections import detections
+from songexplorer_dagster.assets.models import accuracy_report, trained_model
+from songexplorer_dagster.assets.predictions import ethograms, probabilities
 from songexplorer_dagster.assets.recordings import recordings
-from songexplorer_dagster.jobs import detect_recordings_job
-from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.automation import annotation_files_sensor, automation_sensor, nightly_retrain
+from songexplorer_dagster.jobs import detect_recordings_job, train_model_job
+from songexplorer_dagster.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.sensors import new_recordings_sensor
 
 defs = dg.Definitions(
-    assets=[recordings, detections],
-    jobs=[detect_recordings_job],
-    sensors=[new_recordings_sensor],
-    resources={"project": ProjectResource()},
+    assets=[recordings, detections, annotations, ground_truth, trained_model, accuracy_report, probabilities,
+            ethograms],
+    jobs=[detect_recordings_job, train_model_job],
+    sensors=[new_recordings_sensor, annotation_files_sensor, automation_sensor],
+    schedules=[nightly_retrain],
+    resources={"project": ProjectResource(), "mlflow": MlflowResource(), "compute": ComputeResource()},
 )

@@ -16,3 +16,11 @@ detect_recordings_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Check a recording's header, then detect its loud, tonal and quiet intervals.",
 )
+
+#: Train a model on the current ground truth and draw its accuracy (what the nightly schedule and
+#: the "retrain" button run).
+train_model_job = dg.define_asset_job(
+    name="train_model_job",
+    selection=dg.AssetSelection.assets("trained_model", "accuracy_report"),
+    description="Train on the ground truth, log to MLflow, and draw the accuracy report.",
+)

@@ -1,5 +1,7 @@
-"""Resources: configurable handles on the outside world (the project folder)."""
+"""Resources: configurable handles on the outside world (project folder, MLflow, compute)."""
 
+from songexplorer_dagster.resources.compute import ComputeResource
+from songexplorer_dagster.resources.mlflow import MlflowResource
 from songexplorer_dagster.resources.project import ProjectResource
 
-__all__ = ["ProjectResource"]
+__all__ = ["ComputeResource", "MlflowResource", "ProjectResource"]

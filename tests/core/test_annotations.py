@@ -154,3 +154,16 @@ def test_annotator_names_must_be_file_name_safe():
     assert A.annotated_csv_name("dir/rec.wav", "person1") == "rec.wav-annotated-person1.csv"
     with pytest.raises(A.AnnotationError):
         A.annotated_csv_name("rec.wav", "../../etc")
+
+
+def test_songexplorer_detected_rows_load_as_they_are(tmp_path):
+    # SongExplorer's detector: a frequency row starting before tic 0, a time row whose exclusive
+    # stop is one past the last tic of the recording (quirks 1-2)
+    path = write(tmp_path / "rec.wav-detected.csv",
+                 "rec.wav,-16,112,detected,frequency\nrec.wav,9990,10000,detected,time\n")
+    frame = A.read_intervals_csv(path, recording_tics=TICS)
+    assert frame["start"].tolist() == [-16, 9990]
+    # the same rows as annotations are refused
+    write(path, "rec.wav,-16,112,annotated,pulse\n")
+    with pytest.raises(A.AnnotationError, match="negative"):
+        A.read_intervals_csv(path, recording_tics=TICS)

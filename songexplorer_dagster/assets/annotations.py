@@ -1,0 +1,144 @@
+"""Annotations: what people labelled, per recording, and the ground truth across recordings.
+
+``annotations`` (one partition per recording) reads every ``<wav>-annotated-<name>.csv`` beside the
+recording (both SongExplorer naming styles), validates each row against the recording (a bad row
+fails the step naming file and line; nothing is dropped silently) and writes
+``outputs/annotations/<key>.parquet`` with an ``annotator`` column. ``ground_truth`` gathers every
+recording's annotations into ``outputs/ground_truth/ground_truth.parquet``: what training reads.
+
+A sensor re-materialises a recording's ``annotations`` when its CSVs change (the annotator saves
+there), so ``ground_truth`` follows and the model shows as stale.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+import pandas as pd
+
+from songexplorer_core.annotations import (
+    COLUMNS,
+    concat_intervals,
+    empty_intervals,
+    interval_csvs_for_recording,
+    parse_csv_name,
+    read_intervals_csv,
+)
+from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.audio import recording_info
+from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.partitions import recordings_partitions
+from songexplorer_dagster.resources import ProjectResource
+
+ANNOTATOR = "annotator"
+
+
+def annotations_path(project: ProjectResource, key: str):
+    return project.project().outputs / "annotations" / f"{key}.parquet"
+
+
+def ground_truth_path(project: ProjectResource):
+    return project.project().outputs / "ground_truth" / "ground_truth.parquet"
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """A digest of the annotation rows (order-independent): equal hashes, same ground truth."""
+    columns = list(COLUMNS) + ["recording"]
+    rows = frame[columns].astype(str).sort_values(columns).to_csv(index=False)
+    return hashlib.sha256(rows.encode()).hexdigest()[:16]
+
+
+def _counts_table(frame: pd.DataFrame, by: str) -> str:
+    if not len(frame):
+        return "(no annotations)"
+    table = frame.groupby([by, "label"]).size().unstack(fill_value=0)
+    return table.to_markdown()
+
+
+@dg.asset(
+    partitions_def=recordings_partitions,
+    deps=[recordings],
+    group_name="annotations",
+    kinds={"csv", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description=__doc__,
+)
+def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    """Read and validate one recording's annotation CSVs (every annotator)."""
+    key = context.partition_key
+    wav_path = project.recording_path(key)
+    ntics = recording_info(wav_path).frames
+    tables, files = [], []
+    for csv_path in interval_csvs_for_recording(wav_path, kinds=("annotated",)):
+        # Raises AnnotationError naming the file and each bad line (past the end, stop < start, ...)
+        table = read_intervals_csv(csv_path, recording_tics={wav_path.name: ntics})
+        annotator = parse_csv_name(csv_path.name).tag
+        tables.append(table.assign(**{ANNOTATOR: annotator}))
+        files.append(csv_path.name)
+    frame = concat_intervals(tables) if tables else empty_intervals().assign(**{ANNOTATOR: pd.Series([], dtype=str)})
+    frame = frame.assign(recording=key)
+    path = annotations_path(project, key)
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
+    counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
+    context.log.info(f"{wav_path.name}: {len(frame)} annotation(s) in {len(files)} file(s): {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(frame)),
+            "annotations_per_label": dg.MetadataValue.json(counts),
+            "per_annotator": dg.MetadataValue.md(_counts_table(frame, ANNOTATOR)),
+            "files": dg.MetadataValue.json(files),
+            "parquet": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset(
+    deps=[dg.AssetDep(annotations, partition_mapping=dg.AllPartitionMapping())],
+    group_name="annotations",
+    kinds={"parquet"},
+    # eager() alone never fires while any recording partition is still missing (stack-notes §1.3)
+    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    description=__doc__,
+)
+def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    """Every recording's annotations in one table, with the recordings' paths."""
+    keys = context.instance.get_dynamic_partitions(recordings_partitions.name)
+    tables, recording_paths, missing = [], {}, []
+    for key in sorted(keys):
+        path = annotations_path(project, key)
+        if not path.exists():
+            missing.append(key)
+            continue
+        table = pd.read_parquet(path)
+        if len(table):
+            tables.append(table)
+            recording_paths[key] = str(project.recording_path(key))
+    if missing:
+        context.log.warning(f"no annotations materialised yet for {len(missing)} recording(s): {missing[:5]}")
+    frame = pd.concat(tables, ignore_index=True) if tables else empty_intervals().assign(recording=pd.Series([], dtype=str))
+    path = ground_truth_path(project)
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
+    with atomic_write(path.with_name("recordings.json")) as handle:
+        json.dump(recording_paths, handle, indent=2)
+    counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()} if len(frame) else {}
+    context.log.info(f"ground truth: {len(frame)} annotation(s) in {len(recording_paths)} recording(s): {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(frame)),
+            "annotations_per_label": dg.MetadataValue.json(counts),
+            "recordings_annotated": dg.MetadataValue.int(len(recording_paths)),
+            "content_hash": dg.MetadataValue.text(content_hash(frame)),
+            "per_recording": dg.MetadataValue.md(_counts_table(frame, "recording")),
+            "parquet": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+def read_ground_truth(project: ProjectResource):
+    """The ``ground_truth`` asset's table and ``{recording key: path}``."""
+    path = ground_truth_path(project)
+    frame = pd.read_parquet(path)
+    recording_paths = json.loads(path.with_name("recordings.json").read_text())
+    return frame[list(COLUMNS) + ["recording"]], recording_paths

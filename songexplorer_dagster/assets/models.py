@@ -1,0 +1,291 @@
+"""The classifier: trained on the ground truth, measured, and tracked in MLflow.
+
+``trained_model`` trains SongExplorer's convolutional network (``songexplorer_core.train``) on the
+``ground_truth`` asset with the hyperparameters of :class:`TrainingConfig`, picks the checkpoint
+with the best validation F1 (``songexplorer_core.accuracy``) and computes its per-label thresholds,
+then logs everything as one MLflow run: every hyperparameter, the loss and accuracy curves per
+step, F1 per label, thresholds and the Keras model, registered as a new version of the project's
+model. The version with the best validation F1 carries the alias ``champion`` (unless a person
+pinned one); classification always uses the champion.
+
+``accuracy_report`` draws the confusion matrices, precision-recall curves and training curves,
+shows them here and adds them to the run's artifacts.
+
+Training is in the ``gpu`` pool, so local runs never put two GPU steps on one card, and asks
+Kubernetes for one GPU through its ``dagster-k8s/config`` tags when the same code runs there.
+TensorFlow is imported inside the steps only.
+"""
+
+import json
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from songexplorer_core.atomic import atomic_write
+from songexplorer_dagster.assets.annotations import content_hash, ground_truth, read_ground_truth
+from songexplorer_dagster.metadata import png_markdown, table_markdown
+from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.resources.compute import ComputeResource
+from songexplorer_dagster.resources.mlflow import MlflowResource
+
+#: Concurrency pool of every step that uses the GPU (limit 1 in dagster.yaml: one step per card).
+GPU_POOL = "gpu"
+#: On Kubernetes (dagster-k8s), the step's pod asks for one GPU.
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}}
+    }
+}
+LATEST_MODEL = "latest.json"
+
+
+class TrainingConfig(dg.Config):
+    """Training hyperparameters (SongExplorer's names and, where noted, its defaults).
+
+    Model parameters use SongExplorer's GUI forms: kernel sizes ``"5x5,3"``, feature maps
+    ``"64,64"``, layer lists ``"1,3"`` or ``"1-3"``, times in ms, frequencies in Hz.
+    """
+
+    labels_to_use: list[str] = Field(
+        default=[], description="Labels to learn, in output order; empty = every label in the ground truth."
+    )
+    kinds_to_use: list[str] = Field(default=["annotated"], description="Kinds of intervals to learn from.")
+    nsteps: int = Field(default=300, description="Training steps (mini-batches).")
+    validate_period: int = Field(default=30, description="Validate and checkpoint every this many steps.")
+    validate_percentage: float = Field(default=40.0, description="Percent of annotations held out for validation.")
+    mini_batch: int = Field(default=32, description="Examples per step.")
+    learning_rate: float = Field(default=0.0002, description="Optimizer learning rate.")
+    optimizer: str = Field(default="Adam", description="Adam, Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSProp or SGD.")
+    loss: str = Field(default="exclusive", description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
+    parallelize: int = Field(default=2, description="Output taps per training example.")
+    batch_seed: int | None = Field(default=1, description="Seed of batches and augmentation; empty = random.")
+    weights_seed: int | None = Field(default=1, description="Seed of the initial weights; empty = random.")
+    nreplicates: int = Field(default=1, description="Models trained with the same settings; the best is kept.")
+    precision_recall_ratios: list[float] = Field(
+        default=[1.0], description="P/R ratios to compute thresholds for (1.0: precision = recall)."
+    )
+    # the network (songexplorer_core.models.ModelSpec)
+    representation: str = Field(default="mel-cepstrum", description="waveform, spectrogram or mel-cepstrum.")
+    context_ms: float = Field(default=204.8, description="Audio seen per decision, ms.")
+    shiftby_ms: float = Field(default=0.0, description="Asymmetry of the context window, ms.")
+    window_ms: float = Field(default=6.4, description="Spectrogram frame, ms.")
+    stride_ms: float = Field(default=1.6, description="Spectrogram hop, ms.")
+    mel_dct: str = Field(default="7,7", description="Mel filters, DCT coefficients kept.")
+    nconvlayers: int = Field(default=2, description="Convolutional layers.")
+    kernel_sizes: str = Field(default="5x5,3", description="2-D kernel (time x freq), then 1-D kernel width.")
+    nfeatures: str = Field(default="64,64", description="Feature maps of the 2-D and 1-D stages.")
+    stride_time: str = Field(default="", description="Conv layers striding in time (1-based).")
+    dilate_time: str = Field(default="", description="Conv layers from which time dilation doubles.")
+    connection: str = Field(default="plain", description="'plain' or 'residual'.")
+    dropout_rate: float = Field(default=0.5, description="Dropout fraction after the convolutions.")
+    normalization: str = Field(default="none", description="'none', 'batch before ReLU' or 'batch after ReLU'.")
+
+    def model_spec(self):
+        from songexplorer_core.models import ModelSpec
+
+        return ModelSpec.from_dict({
+            "representation": self.representation, "context_ms": self.context_ms, "shiftby_ms": self.shiftby_ms,
+            "window_ms": self.window_ms, "stride_ms": self.stride_ms, "mel_dct": self.mel_dct,
+            "nconvlayers": self.nconvlayers, "kernel_sizes": self.kernel_sizes, "nfeatures": self.nfeatures,
+            "stride_time": self.stride_time, "dilate_time": self.dilate_time, "connection": self.connection,
+            "dropout_rate": self.dropout_rate, "normalization": self.normalization,
+        })
+
+    def train_config(self, labels):
+        from songexplorer_core.train import TrainConfig
+
+        return TrainConfig(
+            labels_to_use=tuple(labels), kinds_to_use=tuple(self.kinds_to_use), model=self.model_spec(),
+            parallelize=self.parallelize, optimizer=self.optimizer, learning_rate=self.learning_rate,
+            nsteps=self.nsteps, validate_period=self.validate_period,
+            validate_percentage=self.validate_percentage, mini_batch=self.mini_batch,
+            batch_seed=self.batch_seed, weights_seed=self.weights_seed, loss=self.loss,
+            nreplicates=self.nreplicates,
+        )
+
+
+def models_dir(project: ProjectResource) -> Path:
+    return project.project().outputs / "models"
+
+
+def read_latest_model(project: ProjectResource) -> dict:
+    """What the last ``trained_model`` materialisation produced (paths, MLflow run, version)."""
+    path = models_dir(project) / LATEST_MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model trained yet; materialise trained_model first")
+    return json.loads(path.read_text())
+
+
+def _bundle(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
+    """The folder MLflow stores and classification loads: the checkpoint's model files, its
+    thresholds files and labels.txt."""
+    shutil.copytree(model_dir / f"ckpt-{checkpoint}", bundle)
+    for path in model_dir.glob(f"thresholds*.ckpt-{checkpoint}.csv"):
+        shutil.copy2(path, bundle / path.name)
+    if (model_dir / "labels.txt").exists():
+        shutil.copy2(model_dir / "labels.txt", bundle / "labels.txt")
+    (bundle / "checkpoint.txt").write_text(str(checkpoint))
+    return bundle
+
+
+@dg.asset(
+    deps=[ground_truth],
+    group_name="model",
+    kinds={"tensorflow", "keras", "mlflow"},
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    # A project gets its first model by itself once it has ground truth; later trainings come
+    # from the nightly schedule (when annotations changed) or from a person in the UI.
+    automation_condition=dg.AutomationCondition.on_missing(),
+    description=__doc__,
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    project: ProjectResource,
+    mlflow: MlflowResource,
+    compute: ComputeResource,
+) -> dg.MaterializeResult:
+    """Train, choose the best checkpoint, compute thresholds, log and register in MLflow."""
+    compute.configure(context.log)
+    import numpy as np
+
+    from songexplorer_core import accuracy as A
+    from songexplorer_core import dataset as D
+    from songexplorer_core import models as M
+    from songexplorer_core import train as T
+    from songexplorer_core.tracking import log_training_run
+
+    frame, recording_paths = read_ground_truth(project)
+    trained_on = content_hash(frame)
+    frame = frame[frame["kind"].isin(config.kinds_to_use)]
+    labels = list(config.labels_to_use) or sorted(str(x) for x in frame["label"].unique())
+    if not labels:
+        raise ValueError(
+            f"the ground truth of {project.project().groundtruth} has no annotations of kinds "
+            f"{config.kinds_to_use}; annotate some sounds (the annotator, or <wav>-annotated-<name>.csv files)"
+        )
+    ground = D.GroundTruth(intervals=frame, recordings={k: Path(v) for k, v in recording_paths.items()},
+                           root=project.project().groundtruth)
+    train_config = config.train_config(labels)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    run_dir = models_dir(project) / stamp
+    context.log.info(f"training {labels} on {len(frame)} annotations -> {run_dir}")
+
+    last_log = [0.0]
+
+    def progress(p):
+        now = time.monotonic()
+        if p.step == p.nsteps or p.validation_accuracy is not None or now - last_log[0] > 10:
+            last_log[0] = now
+            validation = "" if p.validation_accuracy is None else f", validation accuracy {p.validation_accuracy:.3f}"
+            context.log.info(f"replicate {p.replicate}/{p.nreplicates} step {p.step}/{p.nsteps}: "
+                             f"loss {p.train_loss:.4f}, accuracy {p.train_accuracy:.3f}{validation}")
+
+    started = time.monotonic()
+    result = T.train(ground, train_config, run_dir, progress=progress)
+    train_seconds = time.monotonic() - started
+
+    ratios = tuple(config.precision_recall_ratios)
+    reports = [A.accuracy_report(r.model_dir, ratios=ratios) for r in result.replicates]
+    f1s = [float(np.nanmean(rep.best.f1)) for rep in reports]
+    chosen = int(np.nanargmax(f1s)) if not all(np.isnan(f1s)) else 0
+    report, replicate = reports[chosen], result.replicates[chosen]
+    A.write_accuracy_outputs(report, replicate.model_dir, plots="none")
+    best = report.best
+    bundle = _bundle(replicate.model_dir, best.checkpoint, run_dir / "model")
+    trained = M.load_trained_model(bundle)
+    nparams = M.count_parameters(trained.keras_model)
+
+    per_label = {label: float(best.f1[i]) for i, label in enumerate(best.labels)}
+    metrics = {
+        "validation_f1_macro": float(np.nanmean(best.f1)),
+        "validation_f1": float(best.overall_f1),
+        "validation_precision": float(best.overall_precision),
+        "validation_recall": float(best.overall_recall),
+        "best_checkpoint": float(best.checkpoint),
+        "parameters": float(nparams),
+        "train_seconds": train_seconds,
+        **{f"validation_f1_{label}": value for label, value in per_label.items()},
+        **{f"validation_precision_{label}": float(best.precision[i]) for i, label in enumerate(best.labels)},
+        **{f"validation_recall_{label}": float(best.recall[i]) for i, label in enumerate(best.labels)},
+    }
+    tracked = log_training_run(
+        mlflow.tracking(project.project().root),
+        params={**train_config.to_dict(), "precision_recall_ratios": list(ratios), "replicate_kept": replicate.replicate},
+        history=replicate.history,
+        metrics=metrics,
+        model_dir=bundle,
+        keras_model=trained.keras_model,
+        artifacts=[replicate.model_dir / name for name in ("accuracy.csv", "accuracy-labels.csv", "accuracy.json",
+                                                           "history.csv", "train.log")],
+        tags={"songexplorer.project": str(project.project().root), "songexplorer.run_dir": str(run_dir)},
+        run_name=stamp,
+    )
+    latest = {
+        "run_dir": str(run_dir), "model_dir": str(replicate.model_dir), "bundle": str(bundle),
+        "checkpoint": best.checkpoint, "labels": list(best.labels), "ratios": list(ratios),
+        "mlflow_run_id": tracked.run_id, "mlflow_experiment_id": tracked.experiment_id,
+        "model_version": tracked.version, "champion_version": tracked.champion_version,
+        "run_url": tracked.run_url,
+    }
+    with atomic_write(models_dir(project) / LATEST_MODEL) as handle:
+        json.dump(latest, handle, indent=2)
+    thresholds = best.thresholds[ratios[0]]
+    context.log.info(f"model version {tracked.version} (champion: {tracked.champion_version}); F1 {per_label}; "
+                     f"thresholds {thresholds}")
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run": dg.MetadataValue.url(tracked.run_url),
+            "model_version": dg.MetadataValue.text(tracked.version),
+            "champion_version": dg.MetadataValue.text(str(tracked.champion_version)),
+            "validation_f1_macro": dg.MetadataValue.float(metrics["validation_f1_macro"]),
+            "f1_per_label": dg.MetadataValue.json(per_label),
+            "per_label": table_markdown(best.label_table()),
+            "parameters": dg.MetadataValue.int(nparams),
+            "best_checkpoint": dg.MetadataValue.int(best.checkpoint),
+            "annotations_used": dg.MetadataValue.json(result.counts),
+            "train_seconds": dg.MetadataValue.float(round(train_seconds, 2)),
+            "model_folder": dg.MetadataValue.path(str(bundle)),
+            "ground_truth_hash": dg.MetadataValue.text(trained_on),
+        }
+    )
+
+
+@dg.asset(
+    deps=[trained_model],
+    group_name="model",
+    kinds={"matplotlib", "mlflow"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description=__doc__,
+)
+def accuracy_report(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
+                    ) -> dg.MaterializeResult:
+    """Plots and tables of the latest training's accuracy, shown here and logged to its MLflow run."""
+    from songexplorer_core import accuracy as A
+
+    latest = read_latest_model(project)
+    model_dir = Path(latest["model_dir"])
+    report = A.accuracy_report(model_dir, ratios=tuple(latest["ratios"]))
+    written = A.write_accuracy_outputs(report, model_dir, plots="all")
+    client = mlflow.tracking(project.project().root).client()
+    for path in written:
+        if path.suffix in (".png", ".csv", ".json"):
+            client.log_artifact(latest["mlflow_run_id"], str(path), artifact_path="accuracy")
+    context.log.info(f"{len(written)} accuracy files in {model_dir}, logged to run {latest['mlflow_run_id']}")
+    metadata = {
+        "mlflow_run": dg.MetadataValue.url(latest["run_url"]),
+        "best_checkpoint": dg.MetadataValue.int(report.best.checkpoint),
+        "per_checkpoint": table_markdown(report.checkpoint_table()),
+        "per_label": table_markdown(report.label_table()),
+    }
+    for name, title in (("confusion-matrix.png", "confusion matrix (best checkpoint)"),
+                        ("precision-recall.png", "precision-recall (best checkpoint)"),
+                        ("train-validation-loss.png", "training curves")):
+        if (model_dir / name).exists():
+            metadata[name.removesuffix(".png")] = png_markdown(model_dir / name, title)
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,117 @@
+"""The supervised loop through Dagster: annotations -> ground truth -> trained model (MLflow)
+-> accuracy report -> probabilities -> ethograms, materialised for real on a small demo project."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from songexplorer_core.demo import make_demo_project
+from songexplorer_core.tracking import CHAMPION_ALIAS, model_versions
+from songexplorer_dagster.assets.annotations import annotations, ground_truth
+from songexplorer_dagster.assets.detections import detections
+from songexplorer_dagster.assets.models import accuracy_report, trained_model
+from songexplorer_dagster.assets.predictions import ethograms, probabilities
+from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.automation import annotation_files_sensor, nightly_retrain
+from songexplorer_dagster.partitions import recordings_partitions
+from songexplorer_dagster.resources import ComputeResource, MlflowResource, ProjectResource
+
+SHORT_TRAINING = {"nsteps": 60, "validate_period": 20, "validate_percentage": 30.0, "mini_batch": 16}
+
+
+@pytest.fixture
+def demo(tmp_path):
+    project = make_demo_project(tmp_path / "demo", nrecordings=3, duration_s=30, annotations_per_label=8)
+    resources = {"project": ProjectResource(root=str(project.root)), "mlflow": MlflowResource(),
+                 "compute": ComputeResource(device="cpu")}
+    return project, resources
+
+
+def materialize_per_recording(assets, keys, instance, resources):
+    for key in keys:
+        result = dg.materialize(assets, partition_key=key, instance=instance, resources=resources,
+                                selection=assets)
+        assert result.success
+
+
+def test_the_whole_supervised_loop_materialises(demo, instance):
+    project, resources = demo
+    keys = ["demo-1.wav", "demo-2.wav", "demo-3.wav"]
+    instance.add_dynamic_partitions(recordings_partitions.name, keys)
+    materialize_per_recording([recordings, detections, annotations], keys, instance, resources)
+
+    result = dg.materialize([ground_truth], instance=instance, resources=resources)
+    assert result.success
+    table = pd.read_parquet(project.outputs / "ground_truth" / "ground_truth.parquet")
+    assert table.groupby("label").size().to_dict() == {"ambient": 16, "mel-pulse": 16, "mel-sine": 16}
+    assert set(table["recording"]) == {"demo-1.wav", "demo-2.wav"}  # demo-3 is unannotated
+
+    result = dg.materialize([trained_model, accuracy_report], instance=instance, resources=resources,
+                            run_config={"ops": {"trained_model": {"config": SHORT_TRAINING}}})
+    assert result.success
+    meta = result.asset_materializations_for_node("trained_model")[0].metadata
+    assert meta["parameters"].value == 61443
+    assert set(meta["f1_per_label"].value) == {"ambient", "mel-pulse", "mel-sine"}
+    assert meta["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+    report = result.asset_materializations_for_node("accuracy_report")[0].metadata
+    assert "data:image/png;base64," in report["confusion-matrix"].value
+    tracking = resources["mlflow"].tracking(project.root)
+    versions = model_versions(tracking)
+    assert versions["version"].tolist() == ["1"] and CHAMPION_ALIAS in versions["aliases"].iloc[0]
+
+    materialize_per_recording([probabilities, ethograms], keys, instance, resources)
+    for key in keys:  # every recording, annotated or not, gets probabilities and an ethogram
+        assert (project.outputs / "probabilities" / f"{key}-probabilities.npz").exists()
+        assert (project.outputs / "probabilities" / f"{key.removesuffix('.wav')}-mel-pulse.wav").exists()
+        predicted = project.outputs / "predicted" / f"{key}-predicted-1.0pr.csv"
+        assert predicted.exists()
+        assert (project.outputs / "predicted" / f"{key}-ethogram.log").read_text().startswith("logdir: ")
+    ethogram = pd.read_parquet(project.outputs / "ethograms" / "demo-3.wav.parquet")
+    assert set(ethogram["kind"]) == {"predicted"} and len(ethogram) > 0
+
+    # the nightly schedule: nothing to do while the annotations are unchanged ...
+    context = dg.build_schedule_context(instance=instance)
+    assert isinstance(nightly_retrain(context), dg.SkipReason)
+    # ... and a retrain once they changed
+    csv = project.groundtruth / "demo-1.wav-annotated-seed.csv"
+    csv.write_text(csv.read_text() + "demo-1.wav,100,100,annotated,mel-pulse\n")
+    materialize_per_recording([annotations], ["demo-1.wav"], instance, resources)
+    assert dg.materialize([ground_truth], instance=instance, resources=resources).success
+    assert isinstance(nightly_retrain(dg.build_schedule_context(instance=instance)), dg.RunRequest)
+
+
+def test_a_changed_annotation_file_requests_its_recordings_annotations(demo, instance):
+    project, resources = demo
+    instance.add_dynamic_partitions(recordings_partitions.name, ["demo-1.wav", "demo-2.wav", "demo-3.wav"])
+    context = dg.build_sensor_context(instance=instance, resources={"project": resources["project"]})
+    first = annotation_files_sensor(context)
+    assert isinstance(first, dg.SkipReason)  # first tick: baseline only
+    cursor = context.cursor
+    assert isinstance(annotation_files_sensor(dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"project": resources["project"]})), dg.SkipReason)
+    # the annotator saves a new file for demo-3 (atomically, as core does)
+    from songexplorer_core.annotations import intervals_frame, write_intervals_csv
+    write_intervals_csv(intervals_frame("demo-3.wav", 10, 10, "annotated", "mel-pulse"),
+                        project.groundtruth / "demo-3.wav-annotated-alice.csv")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"project": resources["project"]})
+    result = annotation_files_sensor(context)
+    assert [r.partition_key for r in result.run_requests] == ["demo-3.wav"]
+    # deleting a file is a change too
+    (project.groundtruth / "demo-2.wav-annotated-seed.csv").unlink()
+    result = annotation_files_sensor(dg.build_sensor_context(
+        instance=instance, cursor=context.cursor, resources={"project": resources["project"]}))
+    assert [r.partition_key for r in result.run_requests] == ["demo-2.wav"]
+
+
+def test_training_without_annotations_of_a_label_names_it(demo, instance):
+    project, resources = demo
+    instance.add_dynamic_partitions(recordings_partitions.name, ["demo-1.wav", "demo-2.wav"])
+    materialize_per_recording([recordings, annotations], ["demo-1.wav", "demo-2.wav"], instance, resources)
+    assert dg.materialize([ground_truth], instance=instance, resources=resources).success
+    config = {**SHORT_TRAINING, "labels_to_use": ["mel-pulse", "courtship-hum"]}
+    with pytest.raises(Exception, match="courtship-hum"):
+        dg.materialize([trained_model], instance=instance, resources=resources,
+                       run_config={"ops": {"trained_model": {"config": config}}})
+    assert not (project.outputs / "models" / "latest.json").exists()
