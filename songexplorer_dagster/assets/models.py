@@ -140,7 +140,14 @@ def _bundle(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
     op_tags=GPU_OP_TAGS,
     # A project gets its first model by itself once it has ground truth; later trainings come
     # from the nightly schedule (when annotations changed) or from a person in the UI.
-    automation_condition=dg.AutomationCondition.on_missing(),
+    # (on_missing() only fires for partitions added after it is attached: never for an
+    # unpartitioned asset missing from the start. A failed attempt is not retried in a loop.)
+    automation_condition=(
+        dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.execution_failed()
+    ).with_label("first model once there is ground truth"),
     description=__doc__,
 )
 def trained_model(

@@ -115,3 +115,18 @@ def test_training_without_annotations_of_a_label_names_it(demo, instance):
         dg.materialize([trained_model], instance=instance, resources=resources,
                        run_config={"ops": {"trained_model": {"config": config}}})
     assert not (project.outputs / "models" / "latest.json").exists()
+
+
+def test_automation_trains_the_first_model_once_there_is_ground_truth(demo, instance):
+    project, resources = demo
+    keys = ["demo-1.wav", "demo-2.wav"]
+    instance.add_dynamic_partitions(recordings_partitions.name, keys)
+    selection = dg.AssetSelection.assets(trained_model)
+    defs = dg.Definitions(assets=[trained_model, ground_truth], resources=resources)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+    assert result.total_requested == 0  # no ground truth yet
+    materialize_per_recording([recordings, annotations], keys, instance, resources)
+    assert dg.materialize([ground_truth], instance=instance, resources=resources).success
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                               cursor=result.cursor)
+    assert result.total_requested == 1
