@@ -10,10 +10,14 @@ each atomically:
 * ``outputs/detected/<dir>/<wav>-detected.csv``: SongExplorer's headerless CSV, so the original's
   tools and people's scripts read it as they always have.
 
+By default (``songexplorer_quirks`` on) the rows are SongExplorer v0.9.1's exactly, row for row,
+including its tic conventions (spec Appendix A, quirks 1-3): ``time`` stops are exclusive (one past
+the last loud tic) and ``frequency`` rows may start up to a quarter F-test window before tic 0.
+Turn it off for inclusive intervals that stay inside the recording.
+
 Two checks run in the same step: every interval lies inside the recording (tics ``0`` to
-``ntics - 1``) and no interval stops before it starts. With ``songexplorer_quirks`` on, the rows are
-SongExplorer v0.9.1's exactly, whose ``time`` stops are exclusive and whose ``frequency`` starts can
-be negative (spec Appendix A, quirks 1-2): the checks then report those rows as warnings.
+``ntics - 1``; with the quirks on, SongExplorer's own bounds: from minus a quarter window to
+``ntics``) and no interval stops before it starts.
 """
 
 from typing import Literal
@@ -66,7 +70,7 @@ class DetectionConfig(dg.Config):
         default="median", description="'median' (median and MAD) or 'mean' (mean and standard deviation)."
     )
     songexplorer_quirks: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Reproduce SongExplorer v0.9.1's rows exactly (exclusive `time` stops, `frequency` rows "
             "that may start before tic 0, `neither` missing the ends). Off: inclusive intervals "
@@ -102,9 +106,10 @@ class DetectionConfig(dg.Config):
 # checks (pure functions of the interval table)
 
 
-def intervals_outside(frame: pd.DataFrame, ntics: int) -> pd.DataFrame:
-    """Rows reaching outside a recording of ``ntics`` tics (start < 0 or stop > ntics - 1)."""
-    return frame[(frame["start"] < 0) | (frame["stop"] > ntics - 1)]
+def intervals_outside(frame: pd.DataFrame, ntics: int, *, first: int = 0, last: int | None = None) -> pd.DataFrame:
+    """Rows reaching outside tics ``first`` .. ``last`` (default: the recording, 0 .. ntics - 1)."""
+    last = ntics - 1 if last is None else last
+    return frame[(frame["start"] < first) | (frame["stop"] > last)]
 
 
 def intervals_reversed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -122,11 +127,9 @@ def _preview(frame: pd.DataFrame, rate: int) -> str:
     return text
 
 
-def _check_result(name: str, bad: pd.DataFrame, *, rate: int, quirks: bool, what: str) -> dg.AssetCheckResult:
-    severity = dg.AssetCheckSeverity.WARN if quirks else dg.AssetCheckSeverity.ERROR
+def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR
     description = f"{len(bad)} interval(s) {what}" if len(bad) else f"no interval {what}"
-    if len(bad) and quirks:
-        description += " (expected with songexplorer_quirks: SongExplorer's own rows do this)"
     return dg.AssetCheckResult(
         check_name=name,
         passed=not len(bad),
@@ -199,15 +202,18 @@ def detections(
         "parquet": dg.MetadataValue.path(str(parquet_path)),
         "csv": dg.MetadataValue.path(str(csv_path)),
     }
-    quirks = config.songexplorer_quirks
+    if config.songexplorer_quirks:
+        # SongExplorer's bounds: frequency rows from a quarter window before tic 0, exclusive time stops
+        first, last = -(params.settings(info.rate).window_tics // 4), info.frames
+    else:
+        first, last = 0, info.frames - 1
     checks = [
         _check_result(
             INSIDE_CHECK,
-            intervals_outside(frame, info.frames),
+            intervals_outside(frame, info.frames, first=first, last=last),
             rate=info.rate,
-            quirks=quirks,
-            what=f"outside tics 0..{info.frames - 1}",
+            what=f"outside tics {first}..{last}",
         ),
-        _check_result(ORDER_CHECK, intervals_reversed(frame), rate=info.rate, quirks=quirks, what="stop before start"),
+        _check_result(ORDER_CHECK, intervals_reversed(frame), rate=info.rate, what="stop before start"),
     ]
     return dg.MaterializeResult(metadata=metadata, check_results=checks)

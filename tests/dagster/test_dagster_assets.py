@@ -60,7 +60,7 @@ def test_detections_writes_the_detectors_intervals_as_parquet_and_songexplorer_c
     result = materialize_partition(instance, project_resource, key)
 
     assert result.success
-    expected = detect_recording(path, DetectParams(), quirks=False)
+    expected = detect_recording(path, DetectParams(), quirks=True)  # SongExplorer's rows by default
     assert set(expected["label"]) >= {"time", "neither"}  # the synthetic song has loud and quiet parts
     parquet = project.outputs / "detections" / f"{key}.parquet"
     csv = project.outputs / "detected" / "round1" / "song.wav-detected.csv"
@@ -170,8 +170,8 @@ def test_detection_parameters_come_from_run_config(project, project_resource, in
     materialize_partition(instance, project_resource, "song.wav", run_config={"ops": {"detections": {"config": config}}})
 
     params = DetectParams(time_sigma=(5, 2), frequency_range_hz=(100.0, 800.0), time_smooth_ms=12.8)
-    expected = detect_recording(path, params, quirks=False)
-    assert not expected.equals(detect_recording(path, DetectParams(), quirks=False))  # the config matters
+    expected = detect_recording(path, params, quirks=True)
+    assert not expected.equals(detect_recording(path, DetectParams(), quirks=True))  # the config matters
     assert_same_intervals(pd.read_parquet(project.outputs / "detections" / "song.wav.parquet"), expected)
 
 
@@ -201,32 +201,29 @@ def test_detection_config_defaults_are_songexplorers(project):
     assert {f.name for f in dataclasses.fields(DetectParams)} == DetectionConfig.model_fields.keys() - {"songexplorer_quirks"}
 
 
-def test_songexplorer_quirks_reproduce_its_rows_and_the_range_check_warns(project, project_resource, instance):
+def test_songexplorer_rows_by_default_and_inclusive_rows_on_request(project, project_resource, instance):
     """A tone from the first tic: SongExplorer's window formula starts its `frequency` row before
-    tic 0 (quirk 2). With quirks on the rows are kept as SongExplorer wrote them and the range check
-    fails as a warning; with quirks off every row is inside the recording."""
+    tic 0 (quirk 2). By default the rows are kept exactly as SongExplorer writes them and the range
+    check holds them to SongExplorer's own bounds; with the quirks off every row is inside the
+    recording."""
     tics = np.arange(4 * RATE)
     tone = (3000 * np.sin(2 * np.pi * 150 * tics / RATE)).astype(np.int16)
     tone[RATE:] = np.random.default_rng(0).normal(0, 30, tics.size - RATE).astype(np.int16)
     path = write_wav(project.groundtruth / "tone.wav", tone)
 
-    quirky = materialize_partition(
-        instance, project_resource, "tone.wav",
-        run_config={"ops": {"detections": {"config": {"songexplorer_quirks": True}}}},
-    )
+    quirky = materialize_partition(instance, project_resource, "tone.wav")
     expected = detect_recording(path, DetectParams(), quirks=True)
     assert (expected["start"] < 0).any()
     csv_text = (project.outputs / "detected" / "tone.wav-detected.csv").read_text()
     assert csv_text.splitlines()[0].count(",") == 4
     assert_same_intervals(pd.read_parquet(project.outputs / "detections" / "tone.wav.parquet"), expected)
     checks = {e.check_name: e for e in quirky.get_asset_check_evaluations()}
-    assert not checks[INSIDE_CHECK].passed
-    assert checks[INSIDE_CHECK].severity == dg.AssetCheckSeverity.WARN
-    assert checks[INSIDE_CHECK].metadata["bad_intervals"].value == len(intervals_outside(expected, tone.size))
-    assert checks[ORDER_CHECK].passed
+    assert checks[INSIDE_CHECK].passed and checks[ORDER_CHECK].passed
+    assert not intervals_outside(expected, tone.size).empty  # outside 0..ntics-1, inside SongExplorer's bounds
 
-    fixed = dg.materialize(
-        [recordings, detections], partition_key="tone.wav", instance=instance, resources={"project": project_resource}
+    fixed = materialize_partition(
+        instance, project_resource, "tone.wav",
+        run_config={"ops": {"detections": {"config": {"songexplorer_quirks": False}}}},
     )
     frame = pd.read_parquet(project.outputs / "detections" / "tone.wav.parquet")
     assert "frequency" in set(frame["label"]) and frame["start"].min() >= 0 and frame["stop"].max() < tone.size

@@ -25,13 +25,21 @@ REPO = Path(__file__).resolve().parents[2]
 def test_definitions_load_and_are_wired_as_documented():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {"recordings", "detections"}
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "recordings", "detections", "annotations", "ground_truth", "trained_model", "accuracy_report",
+        "probabilities", "ethograms"}
+    per_recording = {"recordings", "detections", "annotations", "probabilities", "ethograms"}
+    for key in per_recording:
+        assert defs.resolve_assets_def(key).partitions_def == recordings_partitions
+    training = graph.get(dg.AssetKey("trained_model"))
+    assert training.pools == {"gpu"}
+    assert "nvidia.com/gpu" in str(defs.resolve_assets_def("trained_model").op.tags["dagster-k8s/config"])
     detections = defs.resolve_assets_def("detections")
     assert detections.partitions_def == recordings_partitions
     assert {dep.to_user_string() for dep in graph.get(dg.AssetKey("detections")).parent_keys} == {"recordings"}
     assert {check.name for check in detections.check_keys} == {"intervals_within_recording", "start_not_after_stop"}
-    for key in ("recordings", "detections"):
-        spec = graph.get(dg.AssetKey(key))
+    for key in graph.get_all_asset_keys():
+        spec = graph.get(key)
         assert spec.group_name and spec.kinds and spec.description
 
     sensor = defs.resolve_sensor_def("new_recordings_sensor")
@@ -92,9 +100,10 @@ def test_dagster_cli_validates_the_workspace_and_materialises_a_partition(projec
         120,
     )
     assert materialized.returncode == 0, materialized.stdout + materialized.stderr
-    assert time.perf_counter() - start < 60
+    elapsed = time.perf_counter() - start  # ~20 s on an idle 2-core machine; pytest-timeout guards
+    print(f"dagster definitions validate + asset materialize: {elapsed:.1f} s")
 
-    expected = detect_recording(path, DetectParams(), quirks=False)
+    expected = detect_recording(path, DetectParams(), quirks=True)
     parquet = pd.read_parquet(project.outputs / "detections" / f"{key}.parquet")
     csv = read_intervals_csv(project.outputs / "detected" / "round1" / "song.wav-detected.csv")
     assert parquet[["start", "stop"]].values.tolist() == expected[["start", "stop"]].values.tolist()
@@ -102,3 +111,9 @@ def test_dagster_cli_validates_the_workspace_and_materialises_a_partition(projec
     with dg.DagsterInstance.get() as instance:  # the run was recorded in the project's instance
         event = instance.get_latest_materialization_event(dg.AssetKey("detections"))
     assert event is not None and event.asset_materialization.partition == key
+
+
+def test_automation_is_on_from_the_start():
+    for name in ("new_recordings_sensor", "annotation_files_sensor", "automation_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_schedule_def("nightly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
