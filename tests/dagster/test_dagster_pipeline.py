@@ -130,3 +130,30 @@ def test_automation_trains_the_first_model_once_there_is_ground_truth(demo, inst
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
                                                cursor=result.cursor)
     assert result.total_requested == 1
+
+
+def test_a_save_in_the_annotator_rematerialises_that_recordings_annotations(demo, instance):
+    """The annotator's session saves a point annotation; the sensor requests exactly that recording's
+    `annotations` partition, and materialising it picks the new row up; nobody touches Dagster."""
+    from songexplorer_core.annotation_session import AnnotationSession
+
+    project, resources = demo
+    keys = ["demo-1.wav", "demo-2.wav", "demo-3.wav"]
+    instance.add_dynamic_partitions(recordings_partitions.name, keys)
+    materialize_per_recording([recordings, annotations], keys, instance, resources)
+    sensor_resources = {"project": resources["project"]}
+    context = dg.build_sensor_context(instance=instance, resources=sensor_resources)
+    annotation_files_sensor(context)  # baseline
+
+    session = AnnotationSession(project.groundtruth, "alice", label="mel-pulse")
+    session.open_recording("demo-3.wav", ntics=30 * 2500)
+    session.double_click_lower("demo-3.wav", 12345)
+    session.save()
+
+    result = annotation_files_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor,
+                                                             resources=sensor_resources))
+    assert [r.partition_key for r in result.run_requests] == ["demo-3.wav"]
+    run = dg.materialize([annotations], partition_key="demo-3.wav", instance=instance, resources=resources)
+    assert run.success
+    table = pd.read_parquet(project.outputs / "annotations" / "demo-3.wav.parquet")
+    assert table[["start", "stop", "label", "annotator"]].values.tolist() == [[12345, 12345, "mel-pulse", "alice"]]
