@@ -10,7 +10,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries")
+COMMANDS = ("init", "demo", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes")
 
 
 def build_parser() -> argparse.ArgumentParser:
