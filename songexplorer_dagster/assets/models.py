@@ -30,6 +30,7 @@ from songexplorer_dagster.assets.annotations import content_hash, ground_truth, 
 from songexplorer_dagster.metadata import png_markdown, table_markdown
 from songexplorer_dagster.resources import ProjectResource
 from songexplorer_dagster.resources.compute import ComputeResource
+from songexplorer_dagster.resources.dense import DenseSetResource
 from songexplorer_dagster.resources.mlflow import MlflowResource
 
 #: Concurrency pool of every step that uses the GPU (limit 1 in dagster.yaml: one step per card).
@@ -41,6 +42,16 @@ GPU_OP_TAGS = {
     }
 }
 LATEST_MODEL = "latest.json"
+#: The promotion gate: a blocking check of trained_model (songexplorer_dagster.assets.congruence).
+PROMOTION_CHECK = "no_regression_on_dense_annotations"
+PROMOTION_CHECK_SPEC = dg.AssetCheckSpec(
+    PROMOTION_CHECK,
+    asset="trained_model",
+    blocking=True,
+    description=("The new model does no worse on the densely annotated recordings than the champion (F1 per label, "
+                 "within the dense_set resource's promotion_tolerance). If it does worse it is refused as champion "
+                 "and the alias stays on the old version. Skipped (passes) when no dense annotators are named."),
+)
 
 
 class TrainingConfig(dg.Config):
@@ -148,6 +159,7 @@ def _bundle(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.execution_failed()
     ).with_label("first model once there is ground truth"),
+    check_specs=[PROMOTION_CHECK_SPEC],
     description=__doc__,
 )
 def trained_model(
@@ -156,8 +168,10 @@ def trained_model(
     project: ProjectResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
+    dense_set: DenseSetResource,
 ) -> dg.MaterializeResult:
-    """Train, choose the best checkpoint, compute thresholds, log and register in MLflow."""
+    """Train, choose the best checkpoint, compute thresholds, log and register in MLflow; with
+    dense annotations, the promotion gate decides whether the new version becomes champion."""
     compute.configure(context.log)
     import numpy as np
 
@@ -165,7 +179,9 @@ def trained_model(
     from songexplorer_core import dataset as D
     from songexplorer_core import models as M
     from songexplorer_core import train as T
-    from songexplorer_core.tracking import log_training_run
+    from songexplorer_core.promotion import GATE_DECIDES
+    from songexplorer_core.tracking import DEFAULT_CHAMPION_METRIC, log_training_run
+    from songexplorer_dagster.assets.congruence import promotion_gate
 
     frame, recording_paths = read_ground_truth(project)
     trained_on = content_hash(frame)
@@ -232,24 +248,30 @@ def trained_model(
                                                            "history.csv", "train.log")],
         tags={"songexplorer.project": str(project.project().root), "songexplorer.run_dir": str(run_dir)},
         run_name=stamp,
+        # with a dense set the gate below moves the alias; logging must leave it alone
+        champion_metric=GATE_DECIDES if dense_set.configured else DEFAULT_CHAMPION_METRIC,
     )
+    gate, champion = promotion_gate(context, project=project, mlflow=mlflow, dense=dense_set,
+                                    candidate_version=tracked.version, candidate_run_id=tracked.run_id,
+                                    candidate_model=trained, candidate_bundle=bundle)
     latest = {
         "run_dir": str(run_dir), "model_dir": str(replicate.model_dir), "bundle": str(bundle),
         "checkpoint": best.checkpoint, "labels": list(best.labels), "ratios": list(ratios),
         "mlflow_run_id": tracked.run_id, "mlflow_experiment_id": tracked.experiment_id,
-        "model_version": tracked.version, "champion_version": tracked.champion_version,
+        "model_version": tracked.version, "champion_version": champion, "promotion": gate.description,
         "run_url": tracked.run_url,
     }
     with atomic_write(models_dir(project) / LATEST_MODEL) as handle:
         json.dump(latest, handle, indent=2)
     thresholds = best.thresholds[ratios[0]]
-    context.log.info(f"model version {tracked.version} (champion: {tracked.champion_version}); F1 {per_label}; "
+    context.log.info(f"model version {tracked.version} (champion: {champion}); F1 {per_label}; "
                      f"thresholds {thresholds}")
     return dg.MaterializeResult(
         metadata={
             "mlflow_run": dg.MetadataValue.url(tracked.run_url),
             "model_version": dg.MetadataValue.text(tracked.version),
-            "champion_version": dg.MetadataValue.text(str(tracked.champion_version)),
+            "champion_version": dg.MetadataValue.text(str(champion)),
+            "promotion": dg.MetadataValue.text(gate.description or ""),
             "validation_f1_macro": dg.MetadataValue.float(metrics["validation_f1_macro"]),
             "f1_per_label": dg.MetadataValue.json(per_label),
             "per_label": table_markdown(best.label_table()),
@@ -259,7 +281,8 @@ def trained_model(
             "train_seconds": dg.MetadataValue.float(round(train_seconds, 2)),
             "model_folder": dg.MetadataValue.path(str(bundle)),
             "ground_truth_hash": dg.MetadataValue.text(trained_on),
-        }
+        },
+        check_results=[gate],
     )
 
 
