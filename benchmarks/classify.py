@@ -2,19 +2,26 @@
 
 Classifies a generated recording (default 1 hour at 2500 Hz, mono) with SongExplorer's tutorial
 network (mel-cepstrum, window 6.4 ms, stride 1.6 ms, mel & DCT 7,7, two conv layers 5x5 / 3,
-64/64 features, three labels; untrained weights: speed does not depend on them), three ways,
-in one run:
+64/64 features, three labels; untrained weights: speed does not depend on them), in one run:
 
-* ours: ``classify_recording`` (spans of many taps, several spans per compiled call),
+* ours: ``classify_recording`` (spans of many taps, several spans per compiled call, the
+  network's slow convolutions evaluated as matrix products by ``models.inference_network``),
   cold (first call: tracing included) and warm (median of ``--runs``);
+* ours with the Keras model as built (``Classifier(..., matmul_convolutions=False)``, what
+  classify did before ``inference_network``), warm, its runs alternating with ours so both see
+  the same load; the two must agree to 1e-5;
 * baseline: SongExplorer's classify loop, one call of a compiled (``tf.function``) network per
   P = 64-tap window (764 tics in, batch 1), on the first ``--baseline-seconds`` of the recording;
   its probabilities are checked against ours on that stretch.
+
+TensorFlow is set up as the Dagster assets set it up (``compute.configure_compute("cpu")``:
+oneDNN off, TensorFlow's default threads) unless ``--onednn`` / ``--threads`` say otherwise.
 
 Usage::
 
     .venv/bin/python benchmarks/classify.py                 # 1 h recording, 3 warm runs
     .venv/bin/python benchmarks/classify.py --sweep         # also span/batch combinations
+    .venv/bin/python benchmarks/classify.py --onednn        # oneDNN kernels on
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from songexplorer_core.classify import (  # noqa: E402
     Classifier,
     padding_samples,
 )
+from songexplorer_core.compute import configure_compute  # noqa: E402
 from songexplorer_core.models import ModelSpec, new_trained_model  # noqa: E402
 
 RATE = 2500
@@ -87,16 +95,27 @@ def timed(function):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def time_ours(tm, wav: Path, *, runs: int, span_tics: int, batch_size: int):
-    """Cold: a fresh Classifier (tracing included). Warm: the same Classifier again."""
+def time_ours(tm, wav: Path, *, runs: int, span_tics: int, batch_size: int, as_built: bool = False):
+    """Cold: a fresh Classifier (tracing included). Warm: the same Classifier again, ``runs``
+    times. With ``as_built``, also a Classifier calling the Keras model as built, warmed up, then
+    timed alternately with ours. Returns ``(probs, (cold, cold_cpu), (warm, warm_cpu), as_built)``,
+    ``as_built`` = ``(probs, walls, cpus)`` or ``None``."""
     classifier = Classifier(tm, span_tics=span_tics, batch_size=batch_size)
     probs, cold, cold_cpu = timed(lambda: classifier.classify_recording(wav))
-    warm, warm_cpu = [], []
+    other = other_probs = None
+    if as_built:
+        other = Classifier(tm, span_tics=span_tics, batch_size=batch_size, matmul_convolutions=False)
+        other_probs = other.classify_recording(wav)
+    warm, warm_cpu, other_warm, other_cpu = [], [], [], []
     for _ in range(runs):
         _, wall, cpu = timed(lambda: classifier.classify_recording(wav))
         warm.append(wall)
         warm_cpu.append(cpu)
-    return probs, (cold, cold_cpu), (warm, warm_cpu)
+        if other is not None:
+            _, wall, cpu = timed(lambda: other.classify_recording(wav))
+            other_warm.append(wall)
+            other_cpu.append(cpu)
+    return probs, (cold, cold_cpu), (warm, warm_cpu), (other_probs, other_warm, other_cpu) if as_built else None
 
 
 def time_songexplorer_loop(tm, wav: Path, seconds: float, parallelize: int = 64):
@@ -141,22 +160,31 @@ def main(argv=None) -> int:
                         help="seconds of the recording the baseline loop classifies (default 300)")
     parser.add_argument("--span-tics", type=int, default=DEFAULT_SPAN_TICS, help="classify span_tics")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="classify batch_size")
-    parser.add_argument("--sweep", action="store_true", help="also time span/batch combinations (one run each)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time span/batch combinations (median of 3 warm runs each)")
+    parser.add_argument("--onednn", action="store_true", help="TensorFlow's oneDNN CPU kernels on (default off)")
+    parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads, inter-op 1 (default: TensorFlow's)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
     cores = len(os.sched_getaffinity(0))
+    info = configure_compute("cpu", args.threads, onednn=args.onednn)
     print(machine())
+    onednn = {True: "on", False: "off", None: "unknown"}[info.onednn]
+    print(f"TensorFlow: oneDNN {onednn}, intra-op threads {info.intra_op_threads or 'default'}, "
+          f"inter-op threads {info.inter_op_threads or 'default'}")
     load = os.getloadavg()[0]
     print(f"load average before: {load:.2f} (other processes on these {cores} cores slow the wall times)")
     tm = new_trained_model(ModelSpec(), labels=LABELS, rate=RATE, seed=1)
     print(f"network: tutorial (mel-cepstrum 6.4/1.6 ms, 7,7, 5x5,3, 64,64), context {tm.context_tics} tics, "
           f"stride {tm.stride_tics} tics, {len(LABELS)} labels")
-    results = {"machine": machine(), "seconds": args.seconds, "load_before": load, "cores": cores}
+    results = {"machine": machine(), "seconds": args.seconds, "load_before": load, "cores": cores,
+               "onednn": info.onednn, "intra_op_threads": info.intra_op_threads,
+               "inter_op_threads": info.inter_op_threads}
     with tempfile.TemporaryDirectory() as tmp:
         wav = make_recording(Path(tmp) / "benchmark.wav", args.seconds)
-        probs, (cold, cold_cpu), (warm, warm_cpu) = time_ours(
-            tm, wav, runs=args.runs, span_tics=args.span_tics, batch_size=args.batch_size)
+        probs, (cold, cold_cpu), (warm, warm_cpu), (built_probs, built_warm, built_cpu) = time_ours(
+            tm, wav, runs=args.runs, span_tics=args.span_tics, batch_size=args.batch_size, as_built=True)
         median, median_cpu = statistics.median(warm), statistics.median(warm_cpu)
         print(f"ours, span {args.span_tics} tics x batch {args.batch_size}: cold {cold:.2f} s "
               f"({args.seconds / cold:.0f}x realtime), warm median of {args.runs} {median:.2f} s "
@@ -165,6 +193,18 @@ def main(argv=None) -> int:
         results.update(ours_cold_s=cold, ours_warm_s=warm, ours_warm_median_s=median, ours_rtf=args.seconds / median,
                        ours_cpu_s=warm_cpu, ours_cpu_rtf=args.seconds / (median_cpu / cores),
                        span_tics=args.span_tics, batch_size=args.batch_size)
+        built_median, built_median_cpu = statistics.median(built_warm), statistics.median(built_cpu)
+        built_difference = float(np.abs(built_probs.values - probs.values).max())
+        print(f"ours with the Keras model as built (runs alternating with the above): warm median "
+              f"{built_median:.2f} s ({args.seconds / built_median:.0f}x realtime); runs "
+              f"{[round(w, 2) for w in built_warm]} s; CPU {built_median_cpu:.2f} s -> "
+              f"{args.seconds / (built_median_cpu / cores):.0f}x realtime on {cores} idle cores; "
+              f"matrix-product convolutions are {built_median / median:.2f}x faster by wall time, "
+              f"{built_median_cpu / median_cpu:.2f}x by CPU time; largest difference {built_difference:.1e}")
+        results.update(as_built_warm_s=built_warm, as_built_cpu_s=built_cpu,
+                       as_built_rtf=args.seconds / built_median,
+                       as_built_cpu_rtf=args.seconds / (built_median_cpu / cores),
+                       as_built_max_difference=built_difference)
 
         baseline_seconds = min(args.baseline_seconds, args.seconds)
         loop_values, loop_s, loop_cpu = time_songexplorer_loop(tm, wav, baseline_seconds)
@@ -184,11 +224,12 @@ def main(argv=None) -> int:
 
         if args.sweep:
             sweep = []
-            for span in (2**12, 2**14, 2**16, 2**18):
-                for batch in (1, 4, 16):
-                    if span * batch > 2**21:
+            for span in (2**12, 2**14, 2**15, 2**16, 2**18):
+                for batch in (1, 2, 4, 16):
+                    if span * batch > 2**20:
                         continue
-                    _, _, ((elapsed,), (cpu,)) = time_ours(tm, wav, runs=1, span_tics=span, batch_size=batch)
+                    _, _, (walls, cpus), _ = time_ours(tm, wav, runs=3, span_tics=span, batch_size=batch)
+                    elapsed, cpu = statistics.median(walls), statistics.median(cpus)
                     sweep.append({"span_tics": span, "batch_size": batch, "s": elapsed, "cpu_s": cpu,
                                   "rtf": args.seconds / elapsed, "cpu_rtf": args.seconds / (cpu / cores)})
                     print(f"  sweep span {span:>7} x batch {batch:>2}: {elapsed:.2f} s ({args.seconds / elapsed:.0f}x "
