@@ -303,7 +303,7 @@ def congruence_report(context: dg.AssetExecutionContext, project: ProjectResourc
                             f"re-materialise probabilities and ethograms of the older ones")
     version = versions[0]
     bundle = Path(sources[dense.keys[0]]["bundle"])
-    ratio = choose_ratio(pd.unique(pd.concat(frames)["ratio"]), dense_set.ratio)
+    ratio = choose_ratio(model_thresholds(bundle), dense_set.ratio)
     predicted = concat_intervals([f[f["ratio"] == ratio].drop(columns="ratio") for f in frames])
     rate = project.settings().audio_tic_rate
     recordings = [names[k] for k in dense.keys]

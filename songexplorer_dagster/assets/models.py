@@ -5,8 +5,11 @@
 with the best validation F1 (``songexplorer_core.accuracy``) and computes its per-label thresholds,
 then logs everything as one MLflow run: every hyperparameter, the loss and accuracy curves per
 step, F1 per label, thresholds and the Keras model, registered as a new version of the project's
-model. The version with the best validation F1 carries the alias ``champion`` (unless a person
-pinned one); classification always uses the champion.
+model. Which version carries the alias ``champion`` (classification always uses it): a version a
+person pinned; else, when the ``dense_set`` resource names dense annotators, the promotion gate
+decides (a blocking check of this asset: the new version is refused when its F1 on the dense
+annotations falls below the champion's by more than the tolerance, and the alias stays);
+otherwise the version with the best validation F1.
 
 ``accuracy_report`` draws the confusion matrices, precision-recall curves and training curves,
 shows them here and adds them to the run's artifacts.

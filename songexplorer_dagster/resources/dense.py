@@ -11,13 +11,13 @@ The same settings drive the ``congruence_report`` asset and the promotion gate o
 ``trained_model`` (a resource, so both always agree). With no ``dense_annotators`` the report
 has nothing to compare and the gate is skipped.
 
-Note that dense annotation files are annotations like any other: ``ground_truth`` (and so
-training) reads them too. Keep the dense recordings out of training by giving their annotators'
-files only to recordings the model never learns from, if the congruence is to measure
-generalisation.
+Dense annotation files are annotations like any other: ``ground_truth`` (and so the next
+training) reads them too, so later models are scored on sounds they learnt from (fit rather than
+generalisation); there is no filter yet that keeps a dense annotator out of the ground truth.
 """
 
 import os
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -47,22 +47,22 @@ class DenseSetResource(dg.ConfigurableResource):
         default=[],
         description="Only these recording keys (e.g. 'round2%2FPS.wav'); empty = every recording they annotated.",
     )
-    portion: str = Field(default="union",
+    portion: Literal["union", "intersection"] = Field(default="union",
                          description="'union' or 'intersection' of the annotators' annotated spans.")
     convolve_s: float = Field(
         default=0.0, description="Tolerance, seconds: every interval is widened by this/2 at both ends first."
     )
-    span: str = Field(
+    span: Literal["annotations", "label"] = Field(
         default="annotations",
         description="'annotations': a recording's annotated stretch spans every label; 'label': per label "
                     "(SongExplorer).",
     )
-    absent_annotators: str = Field(
+    absent_annotators: Literal["empty", "skip"] = Field(
         default="empty",
         description="'empty': an annotator with nothing in a recording marked nothing there; 'skip': compare "
                     "each recording among the people who annotated it.",
     )
-    measure: str = Field(
+    measure: Literal["label", "tic"] = Field(
         default="label",
         description="Level of the headline scores and of the gate: 'label' (events) or 'tic' (samples).",
     )

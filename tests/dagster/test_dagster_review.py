@@ -292,6 +292,23 @@ def test_zero_sounds_of_the_chosen_kinds_is_a_clear_message(demo, instance):
         dg.materialize([activations], instance=instance, resources=demo["resources"], run_config=config)
 
 
+# -- automation -----------------------------------------------------------------------------------
+
+
+def test_a_new_ethogram_brings_its_misses_the_summaries_and_the_congruence_report_but_no_clustering(demo, instance):
+    defs = defs_with(demo["dense"])
+    review = dg.AssetSelection.assets(misses, summaries, congruence_report, activations, cluster, mistakes)
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=review)
+    assert dg.materialize([ethograms], partition_key="demo-1.wav", instance=instance,
+                          resources=demo["resources"]).success
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=review,
+                                               cursor=baseline.cursor)
+    requested = {name: result.get_requested_partitions(dg.AssetKey(name)) for name in
+                 ("misses", "summaries", "congruence_report", "activations", "cluster", "mistakes")}
+    assert requested == {"misses": {"demo-1.wav"}, "summaries": {None}, "congruence_report": {None},
+                         "activations": set(), "cluster": set(), "mistakes": set()}
+
+
 # -- the promotion gate (changes the champion: last) ---------------------------------------------
 
 
