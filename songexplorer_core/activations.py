@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from songexplorer_core.annotations import COLUMNS, validate_intervals
+from songexplorer_core.annotations import COLUMNS, STRING_DTYPE
 from songexplorer_core.atomic import atomic_path
 from songexplorer_core.audio import INT16_SCALE, check_recording, read_recording
 from songexplorer_core.dataset import Geometry
@@ -78,6 +78,30 @@ class ActivationsError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # which sounds
+
+
+def sound_table(frame: pd.DataFrame, *, source: str = "interval table") -> pd.DataFrame:
+    """An interval table typed (Arrow strings, int64 tics), other columns kept, index reset.
+
+    Unlike :func:`~songexplorer_core.annotations.validate_intervals` it accepts the negative
+    starts SongExplorer's detector writes for ``frequency`` rows (QUIRK 2): a sound is refused
+    only when the tic it is looked at lies outside its recording.
+
+    Raises:
+        ActivationsError: a column is missing, or a stop lies before its start.
+    """
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ActivationsError(f"{source}: missing column(s) {missing}; an interval table has {list(COLUMNS)}")
+    table = frame.reset_index(drop=True).copy()
+    for name in ("wav", "kind", "label"):
+        table[name] = table[name].astype(STRING_DTYPE)
+    for name in ("start", "stop"):
+        table[name] = table[name].astype("int64")
+    backwards = np.flatnonzero(table["stop"].to_numpy() < table["start"].to_numpy())
+    if len(backwards):
+        raise ActivationsError(f"{source}: rows {backwards[:10].tolist()} stop before they start")
+    return table
 
 
 def _as_list(values) -> list[str] | None:
@@ -121,7 +145,7 @@ def select_sounds(
         ActivationsError: no sound of the chosen kinds and labels (the message lists the kinds
             and labels there are).
     """
-    table = validate_intervals(intervals, source=where or "interval table")
+    table = sound_table(intervals, source=where or "interval table")
     kinds, labels = _as_list(kinds), _as_list(labels)
     keep = np.ones(len(table), dtype=bool)
     if kinds is not None:
@@ -428,7 +452,7 @@ def compute_activations(
                         stride_tics=int(model["stride_tics"]), parallelize=1)
     input_tics = geometry.input_tics
 
-    table = validate_intervals(sounds, source="sounds")
+    table = sound_table(sounds, source="sounds")
     keys = (table["recording"] if "recording" in table.columns else table["wav"]).astype(str).to_numpy()
     missing = sorted(set(keys) - set(recordings))
     if missing:
@@ -487,9 +511,9 @@ def compute_activations(
         stored[0] = windows
     stored = dict(sorted(stored.items()))
 
-    sound_table = table[list(COLUMNS)].assign(recording=keys, tic=tics, padded=padded)
+    result = table[list(COLUMNS)].assign(recording=keys, tic=tics, padded=padded)
     return Activations(
-        sounds=sound_table, layer_names=tuple(names), layers=stored, logits=logits,
+        sounds=result, layer_names=tuple(names), layers=stored, logits=logits,
         model_labels=tuple(str(x) for x in model["labels"]), loss=str(model["loss"]), rate=rate,
         context_tics=geometry.context_tics, shiftby_tics=geometry.shiftby_tics, stride_tics=geometry.stride_tics,
         requested=tuple(requested),
@@ -582,7 +606,7 @@ def read_activations(path: str | os.PathLike) -> Activations:
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as error:
         raise ActivationsError(f"{path}: not an activations file written by `songexplorer activations` "
                                f"({type(error).__name__}: {error}); compute the activations again") from error
-    sounds = validate_intervals(sounds, source=str(path))
+    sounds = sound_table(sounds, source=str(path))
     sounds["recording"] = sounds["recording"].astype(str)
     return Activations(
         sounds=sounds, layer_names=tuple(metadata["layer_names"]), layers=layers, logits=logits,

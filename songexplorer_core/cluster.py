@@ -144,22 +144,44 @@ class Embedding:
 # one layer
 
 
-def _features(values: np.ndarray, standardize: bool) -> np.ndarray:
+def _features(values: np.ndarray, standardize: bool, *, block_bytes: int = 1 << 22) -> np.ndarray:
     """``[n, ...]`` -> float32 ``[n, features]``, standardised if asked; never modifies
-    ``values`` (a float32 array is copied, others are converted once)."""
+    ``values``. Works through blocks of rows (``block_bytes`` each) so that conversion, the
+    finiteness check and the sums for mean and variance take one pass over memory, and the
+    scaling a second."""
     values = np.asarray(values)
-    x = np.asarray(values.reshape(len(values), -1), dtype=np.float32)
-    if np.shares_memory(x, values):
-        x = x.copy()
-    if not np.all(np.isfinite(x)):
-        bad = int((~np.isfinite(x)).any(axis=1).sum())
+    n = len(values)
+    flat = values.reshape(n, -1)
+    x = np.empty(flat.shape, dtype=np.float32)
+    rows = max(1, block_bytes // max(4 * flat.shape[1], 1))
+    total = np.zeros(flat.shape[1], dtype=np.float64)
+    squares = np.zeros(flat.shape[1], dtype=np.float64)
+    bad = 0
+    for i in range(0, n, rows):
+        block = x[i: i + rows]
+        block[...] = flat[i: i + rows]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad += int((~finite).sum())
+            continue
+        if standardize:
+            total += block.sum(axis=0, dtype=np.float64)
+            squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+    if bad:
         raise ClusterError(f"{bad} sound(s) have non-finite activations (NaN or infinity); they cannot be embedded. "
                            f"Check the model, or compute the activations as float32")
-    if standardize:
-        x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        sd = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64) / max(len(x), 1)).astype(np.float32)
-        sd[sd == 0] = 1.0
-        x /= sd
+    if standardize and n:
+        mean = total / n
+        variance = np.maximum(squares / n - mean * mean, 0.0)
+        sd = np.sqrt(variance)
+        # a feature is constant when its spread is rounding noise of its mean
+        sd[sd <= 1e-6 * np.maximum(np.abs(mean), 1e-30)] = 0.0
+        scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
+        mean32 = mean.astype(np.float32)
+        for i in range(0, n, rows):
+            block = x[i: i + rows]
+            block -= mean32
+            block *= scale
     return x
 
 

@@ -265,3 +265,15 @@ def test_from_a_ground_truth_folder(model, recording, tmp_path):
     assert acts.stored_layers == (3, 4) and acts.settings["kinds"] == ["annotated"]
     with pytest.raises(ActivationsError, match="no sounds"):
         activations_from_ground_truth(model, tmp_path / "gt", kinds="missed")
+
+
+def test_songexplorer_detected_rows_starting_before_tic_0_are_used(model, recording):
+    # SongExplorer's detector writes frequency rows starting up to a quarter window before tic 0
+    path, _ = recording
+    table = sounds([-3, 500], [21, 600], ["frequency", "time"], kind="detected")
+    chosen = select_sounds(table, kinds="detected", max_sounds=0)
+    acts = compute_activations(model, chosen, {"rec.wav": path}, layers=[])
+    assert acts.sounds["tic"].tolist() == [9, 550] and acts.sounds["padded"].tolist() == [True, False]
+    backwards = pd.DataFrame({"wav": ["rec.wav"], "start": [10], "stop": [5], "kind": ["detected"], "label": ["x"]})
+    with pytest.raises(ActivationsError, match=r"rows \[0\] stop before they start"):
+        select_sounds(backwards)

@@ -215,3 +215,19 @@ def test_cluster_file_round_trip(tones_and_clicks, tmp_path):
         read_cluster(tmp_path / "junk.parquet")
     with pytest.raises(ClusterError, match="no such cluster file"):
         read_cluster(tmp_path / "none.parquet")
+
+
+def test_pca_embedding_equals_numpy_on_standardised_features():
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(400, 12)) * np.geomspace(0.01, 100, 12) + rng.normal(0, 50, 12)
+    values[:, 3] = 7.0  # a constant feature stays 0 instead of dividing by 0
+    values = values.astype(np.float16)  # as activations are stored
+    x = values.astype(np.float64)
+    sd = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    expected = z @ vt[:2].T
+    got = embed(values, method="pca").coordinates
+    for column in range(2):  # components are defined up to their sign
+        sign = np.sign(expected[:, column] @ got[:, column])
+        np.testing.assert_allclose(got[:, column], sign * expected[:, column], atol=1e-4)
