@@ -10,10 +10,22 @@ also mark the ambient stretches between songs), and a model's probabilities for 
 (thresholding probabilities into intervals included) plus ``congruence`` of one ethogram, median
 of ``--runs`` warm runs after one cold run.
 
+Activations + cluster (the issue's target: <= 10 s for 2 000 sounds and <= 20 s for 10 000, warm,
+on 2 cores; SongExplorer took 85 s for 2 000): SongExplorer's tutorial network (mel-cepstrum,
+two conv layers, 64/64 features), trained for ``--train-steps`` steps on a generated 30-minute
+recording, applied at 2 000 and 10 000 of its sounds (dense pulses, sine bouts, clicks and bumps,
+ambient stretches; drawn with ``max_sounds``), storing the last hidden layer (``conv2``, 7 616
+numbers per sound), then UMAP with the defaults (standardise, 50 principal components, 10
+neighbours, 200 epochs, seed 0). *Warm*: after one warm-up fit in the process (numba's JIT and
+TensorFlow's tracing paid), median of ``--runs``. *Cold*: the first activations + cluster call in
+a fresh process (``import umap``, JIT and tracing included; TensorFlow already imported to load
+the model), median of ``--cold-runs`` processes.
+
 Usage::
 
     .venv/bin/python benchmarks/review.py              # all measurements
     .venv/bin/python benchmarks/review.py congruence --runs 7
+    .venv/bin/python benchmarks/review.py activations-cluster --runs 3 --cold-runs 2
 """
 
 from __future__ import annotations
@@ -190,9 +202,132 @@ def measure_congruence(runs: int) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# activations + cluster
+
+#: SongExplorer v0.9.1's activations + UMAP of 2 000 sounds on this kind of machine (the issue).
+SONGEXPLORER_ACTIVATIONS_CLUSTER_S = 85.0
+SOUND_COUNTS = (2000, 10_000)
+#: Options of this measurement (set by ``main``).
+OPTIONS = {"train_steps": 100, "cold_runs": 1, "workdir": None}
+
+
+def activations_workdir() -> Path:
+    """A folder with the generated recording, its sounds and the briefly trained tutorial model
+    (made once per run of this script; the cold-run child processes reuse it)."""
+    if OPTIONS["workdir"] is not None:
+        return Path(OPTIONS["workdir"])
+    import tempfile
+
+    from songexplorer_core.annotations import write_intervals_csv
+    from songexplorer_core.dataset import GroundTruth
+    from songexplorer_core.synth import seed_annotations, write_song
+    from songexplorer_core.train import TrainConfig, train
+
+    folder = Path(tempfile.mkdtemp(prefix="review-activations-"))
+    params = replace(SongParams(), pulse_train_rate_per_min=22.0, sine_bout_rate_per_min=5.0)
+    song = make_song(1800.0, RATE, params, seed=7, wav="long.wav")
+    write_song(song, folder / song.wav)
+    seeds = seed_annotations(song, {PULSE_LABEL: 60, SINE_LABEL: 60, AMBIENT_LABEL: 60}, seed=8, allow_fewer=True)
+    sounds = concat_intervals([dense_annotations(song), song.distractors.assign(kind="annotated"),
+                               seeds[seeds["label"] == AMBIENT_LABEL]])
+    write_intervals_csv(sounds, folder / "sounds.csv")
+    truth = GroundTruth.from_tables(seeds, {song.wav: folder / song.wav})
+    steps = int(OPTIONS["train_steps"])
+    config = TrainConfig(labels_to_use=LABELS, nsteps=max(steps, 1), validate_period=max(steps, 1), mini_batch=32,
+                         batch_seed=1, weights_seed=1, validate_percentage=20)
+    if steps > 0:
+        result = train(truth, config, folder / "train")
+        checkpoint = result.replicates[0].checkpoint()
+    else:
+        from songexplorer_core.models import new_trained_model, save_trained_model
+
+        checkpoint = save_trained_model(new_trained_model(config.model, labels=LABELS, rate=RATE, seed=1),
+                                        folder / "untrained")
+    (folder / "model.txt").write_text(str(checkpoint))
+    OPTIONS["workdir"] = str(folder)
+    return folder
+
+
+def _activations_case(folder: Path):
+    from songexplorer_core.annotations import read_intervals_csv
+    from songexplorer_core.models import load_trained_model
+
+    model = load_trained_model((folder / "model.txt").read_text())
+    sounds = read_intervals_csv(folder / "sounds.csv")
+    return model, sounds, {"long.wav": folder / "long.wav"}
+
+
+def _activations_and_cluster(model, sounds, recordings, n: int) -> dict:
+    """One activations + UMAP run; wall and CPU seconds of each part."""
+    from songexplorer_core.activations import compute_activations, select_sounds
+    from songexplorer_core.cluster import cluster_activations
+
+    chosen = select_sounds(sounds, equalize_ratio=0, max_sounds=n, seed=n)
+    t0, c0 = time.perf_counter(), time.process_time()
+    acts = compute_activations(model, chosen, recordings)
+    t1, c1 = time.perf_counter(), time.process_time()
+    frame = cluster_activations(acts)
+    t2, c2 = time.perf_counter(), time.process_time()
+    assert len(frame) == n and frame[["x", "y"]].notna().all().all()
+    return {"activations s": t1 - t0, "cluster s": t2 - t1, "total s": t2 - t0, "total CPU s": c2 - c0,
+            "layer MB": acts.nbytes() / 1e6}
+
+
+def cold_child(folder: str, n: int) -> None:
+    """Run in a fresh process: time the first activations + cluster call, print it as JSON."""
+    import json
+
+    OPTIONS["workdir"] = folder
+    model, sounds, recordings = _activations_case(Path(folder))
+    print("RESULT " + json.dumps(_activations_and_cluster(model, sounds, recordings, n)))
+
+
+def _cold(folder: Path, n: int) -> dict:
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--cold-child", str(folder), str(n)], capture_output=True,
+                          text=True, check=True)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def measure_activations_cluster(runs: int) -> dict:
+    folder = activations_workdir()
+    model, sounds, recordings = _activations_case(folder)
+    results = {
+        "what": f"activations (conv2, tutorial network, {OPTIONS['train_steps']} training steps) + UMAP 2-D "
+                f"(standardise, PCA 50, 10 neighbours, 200 epochs, seed 0), sounds of a 30 min generated recording",
+        "sounds available": len(sounds),
+    }
+    cold = {n: [_cold(folder, n) for _ in range(max(int(OPTIONS["cold_runs"]), 0))] for n in SOUND_COUNTS}
+    _activations_and_cluster(model, sounds, recordings, 5000)  # warm-up: JIT (NN graph, layout), tracing
+    for n in SOUND_COUNTS:
+        warm = [_activations_and_cluster(model, sounds, recordings, n) for _ in range(max(runs, 1))]
+
+        def median(key, rows=warm):
+            return round(statistics.median(r[key] for r in rows), 2)
+
+        results[f"{n} sounds warm: activations s"] = median("activations s")
+        results[f"{n} sounds warm: cluster s"] = median("cluster s")
+        results[f"{n} sounds warm: total s"] = median("total s")
+        results[f"{n} sounds warm: runs s"] = [round(r["total s"], 2) for r in warm]
+        results[f"{n} sounds warm: total CPU s"] = median("total CPU s")
+        results[f"{n} sounds: layer MB (float16)"] = round(warm[0]["layer MB"], 1)
+        if cold[n]:
+            results[f"{n} sounds cold: total s"] = median("total s", cold[n])
+            results[f"{n} sounds cold: runs s"] = [round(r["total s"], 2) for r in cold[n]]
+    results["SongExplorer 2000 sounds s"] = SONGEXPLORER_ACTIVATIONS_CLUSTER_S
+    results["speed-up at 2000 (warm)"] = round(SONGEXPLORER_ACTIVATIONS_CLUSTER_S / results["2000 sounds warm: total s"])
+    results["load average (1 min)"] = round(os.getloadavg()[0], 1)
+    return results
+
+
 #: Every measurement of this script, in order: (name, function(runs) -> dict of results).
 MEASUREMENTS: list[tuple[str, Callable[[int], dict]]] = [
     ("congruence", measure_congruence),
+    ("activations-cluster", measure_activations_cluster),
 ]
 
 
@@ -201,7 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"measurements to run (default all: "
                         f"{', '.join(name for name, _ in MEASUREMENTS)})")
     parser.add_argument("--runs", type=int, default=5, help="warm runs for the median (default 5)")
+    parser.add_argument("--cold-runs", type=int, default=1,
+                        help="activations-cluster: fresh processes timed for the cold figure (default 1)")
+    parser.add_argument("--train-steps", type=int, default=100,
+                        help="activations-cluster: training steps of the tutorial network, 0 = untrained "
+                        "(default 100)")
+    parser.add_argument("--cold-child", nargs=2, metavar=("FOLDER", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cold_child:
+        cold_child(args.cold_child[0], int(args.cold_child[1]))
+        return 0
+    OPTIONS.update(train_steps=args.train_steps, cold_runs=args.cold_runs)
     known = dict(MEASUREMENTS)
     unknown = [name for name in args.names if name not in known]
     if unknown:

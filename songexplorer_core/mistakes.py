@@ -59,7 +59,7 @@ def _predictions(acts: Activations, annotated: np.ndarray, threshold: float, pre
         predicted = np.where(present, root, np.array([prefix + r for r in root], dtype=object))
         return predicted.astype(object), known
     known = np.isin(annotated, labels)
-    predicted = np.asarray(labels, dtype=object)[np.argmax(acts.logits, axis=1)] if len(labels) else annotated
+    predicted = np.asarray(labels, dtype=object)[np.argmax(acts.logits, axis=1)]
     return predicted, known
 
 
