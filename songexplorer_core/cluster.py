@@ -329,13 +329,14 @@ def _tsne(x: np.ndarray, params: ClusterParams) -> np.ndarray:
 
 
 def _recording_keys(recordings: pd.Series) -> list[str]:
-    """Project recording keys (``round1%2FPS.wav``) from ground-truth relative paths."""
+    """Project recording keys (``round1%2FPS.wav``): a ground-truth relative path (it has a
+    ``/``) is encoded; anything else already is a key (or a top-level name) and is kept."""
     from songexplorer_core.project import recording_key  # noqa: PLC0415
 
     out = []
     for text in recordings.astype(str):
         try:
-            out.append(recording_key(text))
+            out.append(recording_key(text) if "/" in text else text)
         except ValueError:
             out.append(text)
     return out

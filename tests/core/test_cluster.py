@@ -177,6 +177,11 @@ def test_tones_and_clicks_separate_in_every_layer(tones_and_clicks):
         assert knn_accuracy(rows[["x", "y"]].to_numpy(), classes) > 0.9, acts.layer_names[index]
     # the project's recording key, so the annotator finds recordings in sub-folders
     assert set(frame["recording"]) == {"round1%2Ftc.wav"}
+    # sounds that already carry project keys (the Dagster assets') keep them as they are
+    from dataclasses import replace
+
+    keyed = replace(acts, sounds=acts.sounds.assign(recording="round1%2Ftc.wav"))
+    assert set(cluster_activations(keyed, layers=[1], method="pca")["recording"]) == {"round1%2Ftc.wav"}
 
 
 def test_cluster_default_layers_and_choice(tones_and_clicks):
