@@ -3,10 +3,17 @@ thresholds files that drive it (§1.6).
 
 Two methods, as SongExplorer's ``ethogram_plugin``:
 
-* :func:`ethogram_threshold` (default): every maximal run of samples whose probability is
-  strictly above the label's threshold becomes a ``predicted`` interval. Labels may overlap.
+* :func:`ethogram_threshold`: every maximal run of samples whose probability is strictly above
+  the label's threshold becomes a ``predicted`` interval. Labels may overlap. SongExplorer's
+  default.
 * :func:`ethogram_maxprob`: every sample gets the label of highest probability; consecutive
   equal labels form one interval; no overlaps.
+
+and ``"auto"``, this project's default (:func:`choose_method`): ``maxprob`` for exclusive
+(softmax) models, whose labels compete for every tic, and ``threshold`` for overlapped
+(sigmoid) ones, whose labels are independent. Sparse validation annotations place thresholds
+badly (docs/recipe.md: a mel-pulse threshold of 0.007 nearly doubled the predicted pulses, the
+extra ones false); the label of highest probability is also what validation F1 measures.
 
 Interval arithmetic is SongExplorer's: a run of samples ``a..b`` (inclusive) at output rate
 ``r`` becomes tics ``start = round((a/r - half) * rate)``, ``stop = round((b/r + half) * rate)``
@@ -42,6 +49,9 @@ from songexplorer_core.classify import Probabilities, read_probabilities, read_p
     probabilities_npz_name
 
 METHODS = ("threshold", "maxprob")
+#: Accepted everywhere a method is: the two methods, or ``"auto"`` (:func:`choose_method`).
+METHOD_CHOICES = ("auto", *METHODS)
+DEFAULT_METHOD = "auto"
 PREDICTED = "predicted"
 
 
@@ -195,6 +205,20 @@ def _table(wav: str, starts: list, stops: list, labels: list) -> pd.DataFrame:
     return frame.sort_values(["start", "label"], kind="stable").reset_index(drop=True)
 
 
+def choose_method(method: str, probs: Probabilities) -> str:
+    """The method ``method`` means for these probabilities: itself, or for ``"auto"``
+    ``"maxprob"`` when the model is exclusive (softmax) and ``"threshold"`` when overlapped.
+
+    Raises:
+        ValueError: ``method`` is not one of :data:`METHOD_CHOICES`.
+    """
+    if method not in METHOD_CHOICES:
+        raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
+    if method != "auto":
+        return method
+    return "maxprob" if probs.loss == "exclusive" else "threshold"
+
+
 def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None
                        ) -> pd.DataFrame:
     """Predicted intervals: runs of samples with probability strictly above each label's threshold.
@@ -313,22 +337,26 @@ def run_ethogram(
     probabilities_dir: str | os.PathLike,
     rate: int | None = None,
     out_dir: str | os.PathLike | None = None,
-    method: str = "threshold",
+    method: str = DEFAULT_METHOD,
 ) -> list[Path]:
     """The whole ethogram step for one recording: read thresholds and probabilities, write one
     ``<wav>-predicted-<ratio>pr.csv`` per ratio in the thresholds file (``<wav>-predicted.csv``
     when the file does not state its ratio) and ``<wav>-ethogram.log`` with the ``logdir:``,
-    ``model:`` and ``thresholds_file:`` lines congruence reads.
+    ``model:`` and ``thresholds_file:`` lines congruence reads, and the ``method:`` used.
+
+    With ``maxprob`` the thresholds only name the labels, so every ratio's CSV holds the same
+    rows (the files keep SongExplorer's names for whatever reads them by ratio).
 
     Returns:
         The CSVs written.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method not in METHOD_CHOICES:
+        raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
     thresholds_path = Path(thresholds_path)
     tables = read_thresholds_ratios(thresholds_path)
     labels = list(next(iter(tables.values())))
     probs = load_probabilities(probabilities_dir, wav, labels, rate=rate)
+    method = choose_method(method, probs)
     out_dir = Path(probabilities_dir if out_dir is None else out_dir)
     written = []
     for ratio, thresholds in tables.items():

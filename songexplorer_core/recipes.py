@@ -141,17 +141,21 @@ def default_recipe(labels: Sequence[str] | str, **overrides) -> TrainConfig:
 def make_ethogram(probs, thresholds: Mapping[str, float] | None = None, *,
                   method: str = DEFAULT_ETHOGRAM_METHOD) -> pd.DataFrame:
     """Predicted intervals of one recording's ``classify.Probabilities``, by ``method``:
-    ``"maxprob"`` (``thresholds`` unused) or ``"threshold"`` (``thresholds``: ``{label:
-    probability}``, e.g. from ``accuracy``)."""
-    from songexplorer_core.ethogram import METHODS, ethogram_maxprob, ethogram_threshold
+    ``"maxprob"`` (``thresholds`` unused), ``"threshold"`` (``thresholds``: ``{label:
+    probability}``, e.g. from ``accuracy``) or ``"auto"`` (maxprob for exclusive models,
+    threshold for overlapped ones: ``ethogram.choose_method``)."""
+    from songexplorer_core.ethogram import METHOD_CHOICES, choose_method, ethogram_maxprob, ethogram_threshold
 
+    if method not in METHOD_CHOICES:
+        raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
+    method = choose_method(method, probs)
     if method == "maxprob":
         return ethogram_maxprob(probs)
     if method == "threshold":
         if thresholds is None:
             raise ValueError("the threshold method needs thresholds: {label: probability}")
         return ethogram_threshold(probs, thresholds)
-    raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    raise AssertionError(method)  # choose_method returns one of METHODS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 * ``ckpt-<N>/``: a saved :class:`~songexplorer_core.models.TrainedModel` (``model.keras``,
   ``model.json``) plus ``optimizer.npz`` and ``state.json`` (random-number streams, elapsed time),
   so training resumes exactly where it stopped. ``ckpt-0`` is the untrained model; then one every
-  ``save_period`` steps and at the last step. Each is written to a temporary folder and renamed.
+  ``save_period`` steps, at every validation (so the best validated checkpoint always exists) and
+  at the last step. Each is written to a temporary folder and renamed.
 * ``validation.ckpt-<N>.npz`` at every validation (every ``validate_period`` steps and the last
   step): ``logits`` float32 ``[n, P, nlabels]`` (raw), ``groundtruth`` (exclusive: int ``[n, P]``
   label index or -1 masked; overlapped: int8 ``[n, P, nlabels]`` 1/0/2 = present/absent/unknown),
@@ -88,7 +89,8 @@ class TrainConfig:
         learning_rate: the optimizer's learning rate.
         nsteps: training steps (mini-batches).
         validate_period: validate every this many steps (0: only at the last step).
-        save_period: checkpoint every this many steps (``None``: ``validate_period``).
+        save_period: checkpoint every this many steps (``None``: ``validate_period``); every
+            validated step is checkpointed too.
         validate_percentage: percent of annotations (by SongExplorer's stable hash) used for
             validation; negative swaps the slice and the rest (cross-validation).
         validation_offset_percentage: where the validation slice starts (cross-validation).
@@ -782,8 +784,9 @@ def _loop(steps: _Steps, dataset: D.Dataset, config: TrainConfig, model_dir: Pat
                                   result["logits"], result["targets"], result["offsets"])
                 _log_confusion(log, dataset.labels, confusion_matrix(result["logits"], result["targets"], config.loss))
                 log(f"{time.perf_counter() - started:f},{step},{100 * result['accuracy']:.1f} Testing")
-            if step == event and (step == config.nsteps or (
-                    config.checkpoint_period > 0 and step % config.checkpoint_period == 0)):
+            # every validated step is also a checkpoint: accuracy may choose it as the best
+            if validate or (step == event and (step == config.nsteps or (
+                    config.checkpoint_period > 0 and step % config.checkpoint_period == 0))):
                 _save_checkpoint(model_dir, step, trained, steps.optimizer, batch_rng, augment_rng,
                                  time.perf_counter() - started, log)
                 _write_history(model_dir, history)

@@ -24,7 +24,7 @@ from songexplorer_dagster.jobs import (
     detect_recordings_job, examine_errors_job, find_misses_job, fix_false_negatives_job, fix_false_positives_job,
     train_model_job,
 )
-from songexplorer_dagster.resources import ComputeResource, MlflowResource, ProjectResource
+from songexplorer_dagster.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
 from songexplorer_dagster.resources.dense import DenseSetResource
 from songexplorer_dagster.sensors import new_recordings_sensor
 
@@ -36,5 +36,5 @@ defs = dg.Definitions(
     sensors=[new_recordings_sensor, annotation_files_sensor, automation_sensor],
     schedules=[nightly_retrain],
     resources={"project": ProjectResource(), "mlflow": MlflowResource(), "compute": ComputeResource(),
-               "dense_set": DenseSetResource()},
+               "dense_set": DenseSetResource(), "ethogram": EthogramResource()},
 )

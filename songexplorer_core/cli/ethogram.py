@@ -13,17 +13,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songexplorer_core.annotations import read_intervals_csv
-from songexplorer_core.ethogram import METHODS, run_ethogram
+from songexplorer_core.ethogram import DEFAULT_METHOD, METHOD_CHOICES, run_ethogram
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "ethogram",
-        help="turn probabilities into predicted intervals with per-label thresholds",
-        description="Apply per-label thresholds to the probabilities classify wrote (SongExplorer's "
-        "ethogram): every run of samples strictly above a label's threshold becomes a 'predicted' "
-        "interval (method 'threshold'), or every sample gets its most probable label (method "
-        "'maxprob'). Reads <wav>-probabilities.npz, else SongExplorer's probability WAVs.",
+        help="turn probabilities into predicted intervals",
+        description="Turn the probabilities classify wrote into predicted intervals (SongExplorer's "
+        "ethogram): every sample gets its most probable label (method 'maxprob'), or every run of "
+        "samples strictly above a label's threshold becomes a 'predicted' interval (method "
+        "'threshold'). The default, 'auto', is maxprob for exclusive models and threshold for "
+        "overlapped ones. Reads <wav>-probabilities.npz, else SongExplorer's probability WAVs.",
     )
     parser.add_argument("recordings", nargs="+", metavar="WAV",
                         help="recordings whose probabilities to use (only their names matter)")
@@ -37,8 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
                         help="the recordings' tic rate, Hz; needed only when reading probability WAVs "
                         "(the .npz records it)")
-    parser.add_argument("--method", choices=METHODS, default="threshold",
-                        help="SongExplorer's ethogram plug-in: 'threshold' or 'maxprob' (default %(default)s)")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default=DEFAULT_METHOD,
+                        help="'threshold' (SongExplorer's default), 'maxprob', or 'auto': maxprob for exclusive "
+                        "models, threshold for overlapped ones (default %(default)s; why: docs/recipe.md)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from songexplorer_core.dataset import Augmentation
+from songexplorer_core.recipes import DEFAULT_RECIPE, recipe_config
 from songexplorer_core.models import (
     CONNECTIONS,
     DROPOUT_KINDS,
@@ -23,6 +24,7 @@ from songexplorer_core.models import (
 )
 
 _SPEC = ModelSpec()
+RECIPES = ("default", "tutorial")
 
 
 def _seed(text: str) -> int | None:
@@ -66,14 +68,20 @@ def register(subparsers) -> None:
     data.add_argument("--no-equalize", action="store_true",
                       help="draw training annotations uniformly instead of balancing (label, kind) groups")
 
-    loop = parser.add_argument_group("training")
-    loop.add_argument("--nsteps", type=int, default=300, help="training steps (mini-batches)")
-    loop.add_argument("--validate-period", type=int, default=30,
-                      help="validate (and checkpoint) every this many steps; 0 = only at the end")
+    loop = parser.add_argument_group(
+        "training", "Flags left out take the --recipe's value: 'default' is this project's recipe (chosen on "
+        "dense truth, docs/recipe.md), 'tutorial' SongExplorer's tutorial settings.")
+    loop.add_argument("--recipe", choices=RECIPES, default="default",
+                      help="the settings flags left out take: default or tutorial")
+    loop.add_argument("--nsteps", type=int, default=None, help="training steps (mini-batches); recipe: 1000, tutorial 300")
+    loop.add_argument("--validate-period", type=int, default=None,
+                      help="validate (and checkpoint) every this many steps, 0 = only at the end; recipe: 1000, "
+                      "tutorial 30")
     loop.add_argument("--save-period", type=int, default=None,
-                      help="checkpoint every this many steps (default: the validate period)")
+                      help="checkpoint every this many steps; recipe: 100, tutorial: the validate period")
     loop.add_argument("--mini-batch", type=int, default=32, help="examples per step")
-    loop.add_argument("--learning-rate", type=float, default=0.0002, help="optimizer learning rate")
+    loop.add_argument("--learning-rate", type=float, default=None,
+                      help="optimizer learning rate; recipe: 0.001, tutorial 0.0002")
     loop.add_argument("--optimizer", default="Adam",
                       choices=["Adadelta", "Adagrad", "Adam", "Adamax", "Ftrl", "Nadam", "RMSprop", "SGD"],
                       help="Keras optimizer with its default hyper-parameters")
@@ -81,10 +89,11 @@ def register(subparsers) -> None:
                       help="exclusive: one label per tap (softmax); overlapped: each label present or absent "
                       "(sigmoid), absence annotated as <prefix><label>")
     loop.add_argument("--overlapped-prefix", default="not_", help="prefix marking a label's absence (overlapped)")
-    loop.add_argument("--parallelize", type=int, default=2, help="output taps per training example")
-    loop.add_argument("--batch-seed", type=_seed, default=-1,
+    loop.add_argument("--parallelize", type=int, default=None,
+                      help="output taps per training example; recipe: 8, tutorial 2")
+    loop.add_argument("--batch-seed", type=_seed, default=1,
                       help="seed of which annotations are drawn and augmentation; -1 = random")
-    loop.add_argument("--weights-seed", type=_seed, default=-1, help="seed of the initial weights; -1 = random")
+    loop.add_argument("--weights-seed", type=_seed, default=1, help="seed of the initial weights; -1 = random")
     loop.add_argument("--nreplicates", type=int, default=1, help="models trained with these settings")
     loop.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow computes")
     loop.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
@@ -116,8 +125,8 @@ def register(subparsers) -> None:
     arch.add_argument("--pool-size", default="2,2", metavar="T,F", help="pool size (= stride)")
     arch.add_argument("--denselayers", default="", metavar="U1,U2", help="units of extra dense layers")
     arch.add_argument("--connection", choices=CONNECTIONS, default=_SPEC.connection, help="plain or residual")
-    arch.add_argument("--dropout", type=float, default=100 * _SPEC.dropout_rate, metavar="PCT",
-                      help="dropout percent after the convs and between dense layers")
+    arch.add_argument("--dropout", type=float, default=None, metavar="PCT",
+                      help="dropout percent after the convs and between dense layers; recipe: 20, tutorial 50")
     arch.add_argument("--dropout-kind", choices=DROPOUT_KINDS, default=_SPEC.dropout_kind,
                       help="unit: drop single activations; map: drop whole feature maps")
     arch.add_argument("--normalization", choices=NORMALIZATIONS, default=_SPEC.normalization,
@@ -134,8 +143,14 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    """The :class:`~songexplorer_core.train.TrainConfig` the flags describe."""
+    """The :class:`~songexplorer_core.train.TrainConfig` the flags describe: the ``--recipe``'s
+    settings, with every flag given replacing its own."""
     from songexplorer_core.train import TrainConfig  # noqa: PLC0415
+
+    recipe = recipe_config(DEFAULT_RECIPE if args.recipe == "default" else {}, args.labels)
+
+    def given(value, recipe_value):
+        return recipe_value if value is None else value
 
     spec = ModelSpec(
         architecture=args.architecture, representation=args.representation, window_ms=args.window,
@@ -143,14 +158,19 @@ def config_from_args(args):
         kernel_sizes=args.kernel_sizes, nfeatures=args.nfeatures, stride_time=args.stride_time,
         stride_freq=args.stride_freq, dilate_time=args.dilate_time, dilate_freq=args.dilate_freq,
         pool_kind=args.pool_kind, pool_size=args.pool_size, denselayers=args.denselayers,
-        connection=args.connection, dropout_kind=args.dropout_kind, dropout_rate=args.dropout / 100.0,
+        connection=args.connection, dropout_kind=args.dropout_kind,
+        dropout_rate=recipe.model.dropout_rate if args.dropout is None else args.dropout / 100.0,
         normalization=args.normalization, context_ms=args.context, shiftby_ms=args.shiftby)
     augmentation = Augmentation(volume=args.augment_volume, noise=args.augment_noise, dc=args.augment_dc,
                                 reverse=args.augment_reverse, invert=args.augment_invert)
     return TrainConfig(
-        labels_to_use=args.labels, kinds_to_use=args.kinds, model=spec, parallelize=args.parallelize,
-        optimizer=args.optimizer, learning_rate=args.learning_rate, nsteps=args.nsteps,
-        validate_period=args.validate_period, save_period=args.save_period,
+        labels_to_use=args.labels, kinds_to_use=args.kinds, model=spec,
+        parallelize=given(args.parallelize, recipe.parallelize), optimizer=args.optimizer,
+        learning_rate=given(args.learning_rate, recipe.learning_rate), nsteps=given(args.nsteps, recipe.nsteps),
+        validate_period=given(args.validate_period, recipe.validate_period),
+        # the tutorial checkpoints at its validations; an explicit --validate-period keeps that
+        save_period=args.save_period if args.save_period is not None or args.validate_period is not None
+        else recipe.save_period,
         validate_percentage=args.validate_percentage, validation_offset_percentage=args.validation_offset_percentage,
         testing_percentage=args.testing_percentage, validation_files=args.validation_files,
         testing_files=args.testing_files, mini_batch=args.mini_batch, batch_seed=args.batch_seed,

@@ -34,6 +34,7 @@ from songexplorer_dagster.metadata import png_markdown, table_markdown
 from songexplorer_dagster.resources import ProjectResource
 from songexplorer_dagster.resources.compute import ComputeResource
 from songexplorer_dagster.resources.dense import DenseSetResource
+from songexplorer_dagster.resources.ethogram import EthogramResource
 from songexplorer_dagster.resources.mlflow import MlflowResource
 
 #: Concurrency pool of every step that uses the GPU (limit 1 in dagster.yaml: one step per card).
@@ -57,69 +58,98 @@ PROMOTION_CHECK_SPEC = dg.AssetCheckSpec(
 )
 
 
+#: Training recipes a ``TrainingConfig`` can start from (``songexplorer_core.recipes``).
+RECIPE_NAMES = ("default", "tutorial")
+#: TrainingConfig fields that are TrainConfig settings / ModelSpec fields.
+_TRAINING_FIELDS = ("kinds_to_use", "nsteps", "validate_period", "save_period", "validate_percentage", "mini_batch",
+                    "learning_rate", "optimizer", "loss", "parallelize", "batch_seed", "weights_seed", "nreplicates")
+_MODEL_FIELDS = ("representation", "context_ms", "shiftby_ms", "window_ms", "stride_ms", "mel_dct", "nconvlayers",
+                 "kernel_sizes", "nfeatures", "stride_time", "dilate_time", "connection", "dropout_rate", "normalization")
+
+
 class TrainingConfig(dg.Config):
-    """Training hyperparameters (SongExplorer's names and, where noted, its defaults).
+    """Training hyperparameters: a recipe, and any of its settings overridden.
+
+    ``recipe="default"`` is this project's recipe (``songexplorer_core.recipes.DEFAULT_RECIPE``:
+    1000 steps at learning rate 0.001, validated at the end, checkpoints every 100, dropout 0.2,
+    8 taps per example; chosen on dense truth, docs/recipe.md); ``"tutorial"`` is SongExplorer's
+    tutorial training (300 steps at 0.0002, validated every 30, dropout 0.5, 2 taps). A field left
+    empty takes the recipe's value; the values used are logged to MLflow as the run's params.
 
     Model parameters use SongExplorer's GUI forms: kernel sizes ``"5x5,3"``, feature maps
     ``"64,64"``, layer lists ``"1,3"`` or ``"1-3"``, times in ms, frequencies in Hz.
     """
 
+    recipe: str = Field(default="default", description="'default' (this project's) or 'tutorial' (SongExplorer's).")
     labels_to_use: list[str] = Field(
         default=[], description="Labels to learn, in output order; empty = every label in the ground truth."
     )
-    kinds_to_use: list[str] = Field(default=["annotated"], description="Kinds of intervals to learn from.")
-    nsteps: int = Field(default=300, description="Training steps (mini-batches).")
-    validate_period: int = Field(default=30, description="Validate and checkpoint every this many steps.")
-    validate_percentage: float = Field(default=40.0, description="Percent of annotations held out for validation.")
-    mini_batch: int = Field(default=32, description="Examples per step.")
-    learning_rate: float = Field(default=0.0002, description="Optimizer learning rate.")
-    optimizer: str = Field(default="Adam", description="Adam, Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSProp or SGD.")
-    loss: str = Field(default="exclusive", description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
-    parallelize: int = Field(default=2, description="Output taps per training example.")
-    batch_seed: int | None = Field(default=1, description="Seed of batches and augmentation; empty = random.")
-    weights_seed: int | None = Field(default=1, description="Seed of the initial weights; empty = random.")
-    nreplicates: int = Field(default=1, description="Models trained with the same settings; the best is kept.")
+    kinds_to_use: list[str] | None = Field(default=None, description="Kinds of intervals to learn from (annotated).")
+    nsteps: int | None = Field(default=None, description="Training steps (mini-batches): default 1000, tutorial 300.")
+    validate_period: int | None = Field(
+        default=None, description="Validate every this many steps (0: at the end only): default 1000, tutorial 30.")
+    save_period: int | None = Field(
+        default=None, description="Checkpoint every this many steps: default 100, tutorial = validate_period.")
+    validate_percentage: float | None = Field(default=None, description="Percent of annotations held out (40).")
+    mini_batch: int | None = Field(default=None, description="Examples per step (32).")
+    learning_rate: float | None = Field(default=None, description="Learning rate: default 0.001, tutorial 0.0002.")
+    optimizer: str | None = Field(
+        default=None, description="Adam (both recipes), Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSprop or SGD.")
+    loss: str | None = Field(default=None, description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
+    parallelize: int | None = Field(default=None, description="Output taps per training example: default 8, tutorial 2.")
+    batch_seed: int | None = Field(default=None, description="Seed of batches and augmentation (1); -1 = random.")
+    weights_seed: int | None = Field(default=None, description="Seed of the initial weights (1); -1 = random.")
+    nreplicates: int | None = Field(default=None, description="Models trained with the same settings; the best is kept (1).")
     precision_recall_ratios: list[float] = Field(
         default=[1.0], description="P/R ratios to compute thresholds for (1.0: precision = recall)."
     )
-    # the network (songexplorer_core.models.ModelSpec)
-    representation: str = Field(default="mel-cepstrum", description="waveform, spectrogram or mel-cepstrum.")
-    context_ms: float = Field(default=204.8, description="Audio seen per decision, ms.")
-    shiftby_ms: float = Field(default=0.0, description="Asymmetry of the context window, ms.")
-    window_ms: float = Field(default=6.4, description="Spectrogram frame, ms.")
-    stride_ms: float = Field(default=1.6, description="Spectrogram hop, ms.")
-    mel_dct: str = Field(default="7,7", description="Mel filters, DCT coefficients kept.")
-    nconvlayers: int = Field(default=2, description="Convolutional layers.")
-    kernel_sizes: str = Field(default="5x5,3", description="2-D kernel (time x freq), then 1-D kernel width.")
-    nfeatures: str = Field(default="64,64", description="Feature maps of the 2-D and 1-D stages.")
-    stride_time: str = Field(default="", description="Conv layers striding in time (1-based).")
-    dilate_time: str = Field(default="", description="Conv layers from which time dilation doubles.")
-    connection: str = Field(default="plain", description="'plain' or 'residual'.")
-    dropout_rate: float = Field(default=0.5, description="Dropout fraction after the convolutions.")
-    normalization: str = Field(default="none", description="'none', 'batch before ReLU' or 'batch after ReLU'.")
+    # the network (songexplorer_core.models.ModelSpec); empty = the recipe's (SongExplorer's defaults)
+    representation: str | None = Field(default=None, description="waveform, spectrogram or mel-cepstrum.")
+    context_ms: float | None = Field(default=None, description="Audio seen per decision, ms (204.8).")
+    shiftby_ms: float | None = Field(default=None, description="Asymmetry of the context window, ms (0).")
+    window_ms: float | None = Field(default=None, description="Spectrogram frame, ms (6.4).")
+    stride_ms: float | None = Field(default=None, description="Spectrogram hop, ms (1.6).")
+    mel_dct: str | None = Field(default=None, description="Mel filters, DCT coefficients kept (7,7).")
+    nconvlayers: int | None = Field(default=None, description="Convolutional layers (2).")
+    kernel_sizes: str | None = Field(default=None, description="2-D kernel (time x freq), then 1-D width (5x5,3).")
+    nfeatures: str | None = Field(default=None, description="Feature maps of the 2-D and 1-D stages (64,64).")
+    stride_time: str | None = Field(default=None, description="Conv layers striding in time (1-based; none).")
+    dilate_time: str | None = Field(default=None, description="Conv layers from which time dilation doubles (none).")
+    connection: str | None = Field(default=None, description="'plain' or 'residual'.")
+    dropout_rate: float | None = Field(default=None, description="Dropout fraction: default 0.2, tutorial 0.5.")
+    normalization: str | None = Field(default=None, description="'none', 'batch before ReLU' or 'batch after ReLU'.")
 
-    def model_spec(self):
-        from songexplorer_core.models import ModelSpec
-
-        return ModelSpec.from_dict({
-            "representation": self.representation, "context_ms": self.context_ms, "shiftby_ms": self.shiftby_ms,
-            "window_ms": self.window_ms, "stride_ms": self.stride_ms, "mel_dct": self.mel_dct,
-            "nconvlayers": self.nconvlayers, "kernel_sizes": self.kernel_sizes, "nfeatures": self.nfeatures,
-            "stride_time": self.stride_time, "dilate_time": self.dilate_time, "connection": self.connection,
-            "dropout_rate": self.dropout_rate, "normalization": self.normalization,
-        })
+    def overrides(self) -> dict:
+        """The settings given here (not left to the recipe), as ``recipes.recipe_config`` takes them."""
+        chosen = {name: getattr(self, name) for name in _TRAINING_FIELDS if getattr(self, name) is not None}
+        for seed in ("batch_seed", "weights_seed"):
+            if chosen.get(seed) == -1:  # SongExplorer's "random"
+                chosen[seed] = None
+        if "kinds_to_use" in chosen:
+            chosen["kinds_to_use"] = tuple(chosen["kinds_to_use"])
+        model = {name: getattr(self, name) for name in _MODEL_FIELDS if getattr(self, name) is not None}
+        if model:
+            chosen["model"] = model
+        return chosen
 
     def train_config(self, labels):
-        from songexplorer_core.train import TrainConfig
+        """The ``TrainConfig`` for ``labels``: the recipe, then the fields given here.
 
-        return TrainConfig(
-            labels_to_use=tuple(labels), kinds_to_use=tuple(self.kinds_to_use), model=self.model_spec(),
-            parallelize=self.parallelize, optimizer=self.optimizer, learning_rate=self.learning_rate,
-            nsteps=self.nsteps, validate_period=self.validate_period,
-            validate_percentage=self.validate_percentage, mini_batch=self.mini_batch,
-            batch_seed=self.batch_seed, weights_seed=self.weights_seed, loss=self.loss,
-            nreplicates=self.nreplicates,
-        )
+        Raises:
+            ValueError: an unknown recipe; ``songexplorer_core.train.TrainError`` for bad values.
+        """
+        from songexplorer_core import recipes
+
+        if self.recipe not in RECIPE_NAMES:
+            raise ValueError(f"recipe must be one of {RECIPE_NAMES}, not {self.recipe!r}")
+        base = recipes.DEFAULT_RECIPE if self.recipe == "default" else {}
+        return recipes.recipe_config(base, tuple(labels), **self.overrides())
+
+    def kinds(self) -> tuple[str, ...]:
+        """Kinds of intervals to learn from (the recipe's unless given)."""
+        from songexplorer_core.recipes import TUTORIAL_SETTINGS
+
+        return tuple(self.kinds_to_use) if self.kinds_to_use is not None else tuple(TUTORIAL_SETTINGS["kinds_to_use"])
 
 
 def models_dir(project: ProjectResource) -> Path:
@@ -172,6 +202,7 @@ def trained_model(
     mlflow: MlflowResource,
     compute: ComputeResource,
     dense_set: DenseSetResource,
+    ethogram: EthogramResource,
 ) -> dg.MaterializeResult:
     """Train, choose the best checkpoint, compute thresholds, log and register in MLflow; with
     dense annotations, the promotion gate decides whether the new version becomes champion."""
@@ -188,12 +219,12 @@ def trained_model(
 
     frame, recording_paths = read_ground_truth(project)
     trained_on = content_hash(frame)
-    frame = frame[frame["kind"].isin(config.kinds_to_use)]
+    frame = frame[frame["kind"].isin(config.kinds())]
     labels = list(config.labels_to_use) or sorted(str(x) for x in frame["label"].unique())
     if not labels:
         raise ValueError(
             f"the ground truth of {project.project().groundtruth} has no annotations of kinds "
-            f"{config.kinds_to_use}; annotate some sounds (the annotator, or <wav>-annotated-<name>.csv files)"
+            f"{list(config.kinds())}; annotate some sounds (the annotator, or <wav>-annotated-<name>.csv files)"
         )
     ground = D.GroundTruth(intervals=frame, recordings={k: Path(v) for k, v in recording_paths.items()},
                            root=project.project().groundtruth)
@@ -256,7 +287,7 @@ def trained_model(
     )
     gate, champion = promotion_gate(context, project=project, mlflow=mlflow, dense=dense_set,
                                     candidate_version=tracked.version, candidate_run_id=tracked.run_id,
-                                    candidate_model=trained, candidate_bundle=bundle)
+                                    candidate_model=trained, candidate_bundle=bundle, method=ethogram.method)
     latest = {
         "run_dir": str(run_dir), "model_dir": str(replicate.model_dir), "bundle": str(bundle),
         "checkpoint": best.checkpoint, "labels": list(best.labels), "ratios": list(ratios),

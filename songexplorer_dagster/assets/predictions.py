@@ -3,9 +3,11 @@
 ``probabilities`` (one partition per recording) runs the MLflow ``champion`` model over the whole
 recording fully convolutionally (``songexplorer_core.classify``) and writes
 ``outputs/probabilities/<dir>/<wav>-probabilities.npz`` plus SongExplorer's per-label probability
-WAVs (``outputs/probabilities/<dir>/<wav>-<label>.wav``). ``ethograms`` thresholds them with the
-champion's per-label thresholds into SongExplorer's ``<wav>-predicted-<ratio>pr.csv`` (and
-``<wav>-ethogram.log``) under ``outputs/predicted/<dir>/``, one file per precision/recall ratio.
+WAVs (``outputs/probabilities/<dir>/<wav>-<label>.wav``). ``ethograms`` turns them into
+predicted intervals by the ``ethogram`` resource's method (default ``auto``: the label of highest
+probability for exclusive models, the champion's per-label thresholds for overlapped ones),
+written as SongExplorer's ``<wav>-predicted-<ratio>pr.csv`` (and ``<wav>-ethogram.log``) under
+``outputs/predicted/<dir>/``, one file per precision/recall ratio of the model's thresholds.
 
 Both are automated: a new recording, or a new champion, gets probabilities and ethograms without
 anyone asking.
@@ -26,6 +28,7 @@ from songexplorer_dagster.metadata import png_markdown, table_markdown
 from songexplorer_dagster.partitions import recordings_partitions
 from songexplorer_dagster.resources import ProjectResource
 from songexplorer_dagster.resources.compute import ComputeResource
+from songexplorer_dagster.resources.ethogram import EthogramResource
 from songexplorer_dagster.resources.mlflow import MlflowResource
 
 
@@ -119,8 +122,9 @@ def probabilities(
     automation_condition=dg.AutomationCondition.eager(),
     description=__doc__,
 )
-def ethograms(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
-    """Threshold one recording's probabilities into predicted intervals, per P/R ratio."""
+def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethogram: EthogramResource
+              ) -> dg.MaterializeResult:
+    """One recording's probabilities as predicted intervals, per P/R ratio of the thresholds."""
     from songexplorer_core.annotations import read_intervals_csv
     from songexplorer_core.ethogram import run_ethogram
     from songexplorer_core.summaries import plot_ethogram
@@ -139,7 +143,8 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource) -> dg
     written = []
     for thresholds_path in threshold_files:
         written += run_ethogram(wav_path.name, thresholds_path, probabilities_dir=probabilities_dir(project, key),
-                                out_dir=out_dir, rate=project.settings().audio_tic_rate)
+                                out_dir=out_dir, rate=project.settings().audio_tic_rate, method=ethogram.method)
+    method = ethogram_log_method(out_dir / f"{wav_path.name}-ethogram.log")
     tables = []
     for path in written:
         ratio = path.name.removeprefix(f"{wav_path.name}-predicted").removesuffix(".csv").lstrip("-") or "1.0pr"
@@ -159,15 +164,24 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource) -> dg
     png = parquet.with_suffix(".png")
     with atomic_path(png) as temporary:
         figure.savefig(temporary, dpi=80)
-    context.log.info(f"{wav_path.name}: {len(shown)} predicted intervals at {first_ratio}: {counts}")
+    context.log.info(f"{wav_path.name}: {len(shown)} predicted intervals ({method}, {first_ratio}): {counts}")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(frame)),
             "predicted_per_label": dg.MetadataValue.json(counts),
             "ratio": dg.MetadataValue.text(str(first_ratio)),
+            "method": dg.MetadataValue.text(method),
             "model_version": dg.MetadataValue.text(source["model_version"]),
-            "ethogram": png_markdown(png, f"{wav_path.name} (P/R {first_ratio})"),
+            "ethogram": png_markdown(png, f"{wav_path.name} ({method}, P/R {first_ratio})"),
             "preview": table_markdown(shown.head(10)),
             "csvs": dg.MetadataValue.json([str(p) for p in written]),
         }
     )
+
+
+def ethogram_log_method(log: Path) -> str:
+    """The ``method:`` line of an ``<wav>-ethogram.log`` (the method actually used)."""
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if line.startswith("method:"):
+            return line.split(":", 1)[1].strip()
+    return "threshold"  # SongExplorer's logs do not say: it only thresholds

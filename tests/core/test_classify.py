@@ -262,11 +262,16 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
     computed = probs.values[probs.npadding:]
     thresholds = {label: float(np.median(computed[:, i])) for i, label in enumerate(probs.labels)}
     thresholds_file = write_thresholds_csv(thresholds, tmp_path / "logs" / "train_1r" / "thresholds.ckpt-30.csv")
-    status = main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
-                   "--no-progress"])
-    assert status == 0
     from songexplorer_core.annotations import read_intervals_csv
+    from songexplorer_core.ethogram import ethogram_maxprob
 
+    # the default for an exclusive model: each sample's most probable label
+    assert main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--no-progress"]) == 0
+    assert read_intervals_csv(out / "song.wav-predicted.csv").equals(ethogram_maxprob(probs, wav="song.wav"))
+    status = main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                   "--method", "threshold", "--no-progress"])
+    assert status == 0
     predicted = read_intervals_csv(out / "song.wav-predicted.csv")
     assert set(predicted["label"]) == {"a", "b", "c"}
     assert predicted.equals(ethogram_threshold(probs, thresholds, wav="song.wav"))
@@ -275,7 +280,7 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
                  "--no-progress"]) == 1
     assert "--audio-tic-rate" in capsys.readouterr().err
     assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
-                 "--audio-tic-rate", "2500", "--no-progress"]) == 0
+                 "--audio-tic-rate", "2500", "--method", "threshold", "--no-progress"]) == 0
     from_wavs = read_intervals_csv(out / "song.wav-predicted.csv")
     assert abs(len(from_wavs) - len(predicted)) <= 0.05 * len(predicted)  # int16 rounding moves a few edges
 

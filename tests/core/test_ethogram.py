@@ -132,13 +132,14 @@ def test_run_ethogram_from_probability_files(tmp_path, source):
         write_probability_wavs(probs, out)
     else:
         write_probabilities(probs, out / "song.wav-probabilities.npz")
-    written = run_ethogram("song.wav", thresholds, probabilities_dir=out, rate=2500)
+    written = run_ethogram("song.wav", thresholds, probabilities_dir=out, rate=2500, method="threshold")
     assert [p.name for p in written] == ["song.wav-predicted.csv"]
     frame = read_intervals_csv(written[0])
     assert rows(frame) == [(6, 14, "a"), (14, 18, "b")]
     log = (out / "song.wav-ethogram.log").read_text().splitlines()
     assert f"logdir: {model_dir.parent.resolve()}" in log
     assert "model: train_1r" in log and "thresholds_file: thresholds.ckpt-30.csv" in log
+    assert "method: threshold" in log
     ratio_file = run_ethogram("song.wav", model_dir / "thresholds-2.0pr.ckpt-30.csv", probabilities_dir=out,
                               rate=2500, method="maxprob")
     assert [p.name for p in ratio_file] == ["song.wav-predicted-2.0pr.csv"]
@@ -149,3 +150,26 @@ def test_run_ethogram_without_probabilities_says_what_to_do(tmp_path):
     thresholds = write_thresholds_csv({"a": 0.5}, tmp_path / "thresholds.ckpt-1.csv")
     with pytest.raises(FileNotFoundError, match="songexplorer classify"):
         run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, rate=2500)
+
+
+@pytest.mark.parametrize("loss, expected", [
+    # exclusive: labels compete for each tic, the most probable wins (tic 14..18 is b's, not a gap)
+    ("exclusive", ("maxprob", [(6, 14, "a"), (14, 22, "b")])),
+    # overlapped: independent sigmoids, each label above its own threshold
+    ("overlapped", ("threshold", [(6, 14, "a"), (14, 18, "b")])),
+])
+def test_auto_method_is_maxprob_for_exclusive_and_threshold_for_overlapped_models(tmp_path, loss, expected):
+    from songexplorer_core.ethogram import choose_method
+
+    thresholds = write_thresholds_csv({"a": 0.5, "b": 0.5}, tmp_path / "train_1r" / "thresholds.ckpt-30.csv")
+    probs = probs_of({"a": [0, 0, 0.9, 0.9, 0.1, 0.1], "b": [0, 0, 0.1, 0.1, 0.9, 0.45]}, wav="song.wav")
+    probs = Probabilities(values=probs.values, labels=probs.labels, rate=probs.rate, stride_tics=probs.stride_tics,
+                          wav=probs.wav, loss=loss)
+    write_probabilities(probs, tmp_path / "song.wav-probabilities.npz")
+    method, expected_rows = expected
+    assert choose_method("auto", probs) == method and choose_method("threshold", probs) == "threshold"
+    written = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path)  # the default is auto
+    assert rows(read_intervals_csv(written[0])) == expected_rows
+    assert f"method: {method}" in (tmp_path / "song.wav-ethogram.log").read_text().splitlines()
+    with pytest.raises(ValueError, match="method must be one of"):
+        choose_method("loudest", probs)

@@ -131,6 +131,19 @@ def test_interrupted_training_resumes_exactly(song_folder, dataset, tmp_path):
     assert longer.replicates[0].resumed_from == 20 and longer.checkpoint_steps[-1] == 30
 
 
+def test_every_validated_step_is_a_checkpoint(song_folder, dataset, tmp_path):
+    # validating more often than checkpointing: accuracy may pick any validated step as the best,
+    # so its model must exist (a bundle of a missing ckpt-N failed before)
+    from songexplorer_core import accuracy as A
+
+    result = T.train(song_folder, config(nsteps=30, validate_period=10, save_period=100), tmp_path, dataset=dataset)
+    replicate = result.replicates[0]
+    assert replicate.validation_steps == [10, 20, 30]
+    assert result.checkpoint_steps == [0, 10, 20, 30]
+    best = A.accuracy_report(replicate.model_dir).best
+    assert list(M.load_trained_model(replicate.checkpoint(best.checkpoint)).labels) == list(LABELS)
+
+
 def test_other_settings_in_the_same_folder_are_refused(song_folder, dataset, tmp_path):
     T.train(song_folder, config(nsteps=2, validate_period=1), tmp_path, dataset=dataset)
     with pytest.raises(T.TrainError, match=r"train_1r: holds a training with other settings \(parallelize: 2 there"):
@@ -217,6 +230,30 @@ def test_command_line_trains_and_reports_bad_input(song_folder, tmp_path, capsys
                      "--labels", "mel-pulse,song-of-the-sirens", "--no-progress"])
     assert code == 2
     assert "with label(s) ['song-of-the-sirens']" in capsys.readouterr().err
+
+
+def test_command_line_takes_its_defaults_from_the_recipe():
+    import argparse
+
+    from songexplorer_core.cli import train as train_cli
+    from songexplorer_core.recipes import default_recipe, tutorial_recipe
+
+    parser = argparse.ArgumentParser()
+    train_cli.register(parser.add_subparsers())
+
+    def parsed(*flags):
+        args = parser.parse_args(["train", "--groundtruth", "g", "--out", "o", "--labels", "a,b", *flags])
+        return train_cli.config_from_args(args)
+
+    # with no flags, the command trains what Dagster's trained_model trains
+    assert parsed() == default_recipe("a,b")
+    assert parsed().save_period == 100 and parsed().model.dropout_rate == 0.2
+    assert parsed("--recipe", "tutorial") == tutorial_recipe("a,b")
+    # a flag given wins over the recipe; an explicit validate period also sets the checkpoints
+    changed = parsed("--nsteps", "50", "--validate-period", "10", "--dropout", "35", "--learning-rate", "0.01")
+    assert (changed.nsteps, changed.validate_period, changed.checkpoint_period) == (50, 10, 10)
+    assert changed.model.dropout_rate == 0.35 and changed.learning_rate == 0.01
+    assert changed.parallelize == default_recipe("a,b").parallelize
 
 
 def test_configure_compute_checks_its_arguments_and_says_what_it_could_not_set():

@@ -16,7 +16,7 @@ from songexplorer_dagster.assets.predictions import ethograms, probabilities
 from songexplorer_dagster.assets.recordings import recordings
 from songexplorer_dagster.automation import annotation_files_sensor, nightly_retrain
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ComputeResource, MlflowResource, ProjectResource
+from songexplorer_dagster.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
 from songexplorer_dagster.resources.dense import DenseSetResource
 
 SHORT_TRAINING = {"nsteps": 60, "validate_period": 20, "validate_percentage": 30.0, "mini_batch": 16}
@@ -26,7 +26,8 @@ SHORT_TRAINING = {"nsteps": 60, "validate_period": 20, "validate_percentage": 30
 def demo(tmp_path):
     project = make_demo_project(tmp_path / "demo", nrecordings=3, duration_s=30, annotations_per_label=8)
     resources = {"project": ProjectResource(root=str(project.root)), "mlflow": MlflowResource(),
-                 "compute": ComputeResource(device="cpu"), "dense_set": DenseSetResource(dense_annotators=[])}
+                 "compute": ComputeResource(device="cpu"), "dense_set": DenseSetResource(dense_annotators=[]),
+                 "ethogram": EthogramResource()}
     return project, resources
 
 

@@ -32,7 +32,7 @@ from songexplorer_dagster.assets.review import activations, cluster, misses, mis
 from songexplorer_dagster.definitions import defs as code_location
 from songexplorer_dagster.jobs import WORKFLOW_KINDS
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ComputeResource, MlflowResource, ProjectResource
+from songexplorer_dagster.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
 from songexplorer_dagster.resources.dense import DenseSetResource
 
 RATE = 2500
@@ -71,7 +71,8 @@ def demo(tmp_path_factory, instance):
     project = make_demo_project(tmp_path_factory.mktemp("review") / "demo", nrecordings=3, duration_s=DURATION_S,
                                 annotations_per_label=8)
     resources = {"project": ProjectResource(root=str(project.root)), "mlflow": MlflowResource(),
-                 "compute": ComputeResource(device="cpu"), "dense_set": DenseSetResource(dense_annotators=[])}
+                 "compute": ComputeResource(device="cpu"), "dense_set": DenseSetResource(dense_annotators=[]),
+                 "ethogram": EthogramResource()}
     instance.add_dynamic_partitions(recordings_partitions.name, KEYS)
     per_recording([recordings, detections, annotations], KEYS, instance, resources)
     assert dg.materialize([ground_truth], instance=instance, resources=resources).success
