@@ -2,7 +2,11 @@
 
 It mirrors SongExplorer's tutorial: the first recordings carry sparse seed annotations (as a
 person makes to start training: pulses as points, sine and ambient as ranges), the last one
-carries none, like a new recording waiting to be classified.
+carries none, like a new recording waiting to be classified. With ``dense=True`` that last one
+also carries dense annotations by :data:`DEMO_DENSE_ANNOTATOR` (every pulse and sine bout the
+generator put in, as an exhaustive annotator would mark them), and the project's settings name
+that annotator as dense: the congruence report and the promotion gate then have a test set that
+training never sees.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from pathlib import Path
 
 from songexplorer_core.annotations import annotated_csv_name, write_intervals_csv
 from songexplorer_core.project import Project, ProjectSettings, init_project
-from songexplorer_core.synth import SongParams, make_song, seed_annotations, write_song
+from songexplorer_core.synth import SongParams, dense_annotations, make_song, seed_annotations, write_song
 
 DEMO_ANNOTATOR = "seed"
+DEMO_DENSE_ANNOTATOR = "dense"
 
 
 def make_demo_project(
@@ -26,6 +31,7 @@ def make_demo_project(
     annotations_per_label: int = 16,
     nannotated: int | None = None,
     seed: int = 1,
+    dense: bool = False,
     progress=None,
 ) -> Project:
     """Create (or complete) a demo project of synthetic recordings.
@@ -38,11 +44,15 @@ def make_demo_project(
         annotations_per_label: seed annotations per label in each annotated recording.
         nannotated: how many recordings get seed annotations (default: all but the last).
         seed: random seed; the same seed gives the same project.
+        dense: give the recordings without seed annotations dense annotations by
+            :data:`DEMO_DENSE_ANNOTATOR` and name that annotator dense in ``songexplorer.toml``.
         progress: optional callable ``progress(message)``.
 
     Existing recordings are left as they are, so running it twice changes nothing.
     """
-    project = init_project(directory, settings=ProjectSettings(audio_tic_rate=rate, audio_nchannels=1))
+    dense_annotators = (DEMO_DENSE_ANNOTATOR,) if dense else ()
+    project = init_project(directory, settings=ProjectSettings(audio_tic_rate=rate, audio_nchannels=1,
+                                                               dense_annotators=dense_annotators))
     if nannotated is None:
         nannotated = max(1, nrecordings - 1)
     for index in range(nrecordings):
@@ -55,6 +65,9 @@ def make_demo_project(
             # allow_fewer: a short song may hold fewer sine bouts than asked for; take what it has
             seeds = seed_annotations(song, annotations_per_label, seed=seed * 1000 + index, allow_fewer=True)
             write_intervals_csv(seeds, project.groundtruth / annotated_csv_name(wav_name, DEMO_ANNOTATOR))
+        elif dense:
+            write_intervals_csv(dense_annotations(song),
+                                project.groundtruth / annotated_csv_name(wav_name, DEMO_DENSE_ANNOTATOR))
         # the recording last, so a watching sensor never sees it without its annotations
         write_song(song, wav_path)
         if progress:

@@ -3,7 +3,8 @@
 ::
 
     <project>/
-      songexplorer.toml     settings shared by every step (audio_tic_rate, audio_nchannels)
+      songexplorer.toml     settings shared by every step (audio_tic_rate, audio_nchannels,
+                            dense_annotators)
       groundtruth/          a SongExplorer ground-truth folder: WAVs and their CSVs, any depth.
                             Read, never modified or deleted, except the annotator's own
                             -annotated-<name>.csv files.
@@ -16,6 +17,7 @@ The project is chosen by ``SONGEXPLORER_PROJECT`` (default ``./songexplorer-proj
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tomllib
@@ -42,6 +44,9 @@ class ProjectSettings:
 
     audio_tic_rate: int = DEFAULT_TIC_RATE  #: Hz; every recording must have this rate
     audio_nchannels: int = 1  #: every recording must have this many channels
+    #: annotators whose ``<wav>-annotated-<name>.csv`` files are dense annotations (the test set
+    #: of congruence and of the promotion gate); empty: none
+    dense_annotators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,14 @@ class Project:
             data = tomllib.loads(self.settings_path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise ProjectError(f"{self.settings_path}: not valid TOML ({error}).") from error
-        known = {k: data[k] for k in ("audio_tic_rate", "audio_nchannels") if k in data}
-        return ProjectSettings(**{k: int(v) for k, v in known.items()})
+        known = {k: int(data[k]) for k in ("audio_tic_rate", "audio_nchannels") if k in data}
+        if "dense_annotators" in data:
+            names = data["dense_annotators"]
+            if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+                raise ProjectError(f"{self.settings_path}: dense_annotators must be a list of annotator names, "
+                                   f'e.g. dense_annotators = ["person2"], not {names!r}')
+            known["dense_annotators"] = tuple(n.strip() for n in names)
+        return ProjectSettings(**known)
 
     def output_dir(self, name: str) -> Path:
         """``outputs/<name>``, created if needed."""
@@ -158,6 +169,9 @@ def write_settings(project: Project, settings: ProjectSettings) -> None:
         "# songexplorer-dagster project settings (SongExplorer's configuration.py)\n"
         f"audio_tic_rate = {int(settings.audio_tic_rate)}  # Hz: every recording must have this rate\n"
         f"audio_nchannels = {int(settings.audio_nchannels)}  # every recording must have this many channels\n"
+        "# annotators whose <wav>-annotated-<name>.csv files are dense: scored by congruence, kept out of\n"
+        "# training, and used by the promotion gate (empty: none)\n"
+        f"dense_annotators = [{', '.join(json.dumps(n) for n in settings.dense_annotators)}]\n"
     )
     with atomic_write(project.settings_path) as handle:
         handle.write(text)

@@ -12,7 +12,9 @@ def register(subparsers) -> None:
         help="create a demo project of synthetic fly song",
         description="Create a project whose groundtruth/ holds synthetic fly-like song (pulse trains, "
         "sine bouts, ambient noise with clicks) and sparse seed annotations "
-        "(<wav>-annotated-seed.csv) on all but the last recording. Running it again changes nothing.",
+        "(<wav>-annotated-seed.csv) on all but the last recording, which carries dense annotations "
+        "(<wav>-annotated-dense.csv, every pulse and sine bout; named dense in songexplorer.toml, so it is "
+        "the test set of congruence and the promotion gate). Running it again changes nothing.",
     )
     parser.add_argument("directory", help="the project folder")
     parser.add_argument("--recordings", type=int, default=3, help="number of recordings (default 3)")
@@ -22,6 +24,8 @@ def register(subparsers) -> None:
                         help="seed annotations per label per annotated recording (default 16: "
                         "96 in all, as few as a person makes to start)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--no-dense", action="store_true",
+                        help="no dense annotations (no congruence report, no promotion gate)")
     parser.add_argument("--add-recording", action="store_true",
                         help="add one more unannotated recording to an existing project (as a lab "
                         "copies in a new WAV) and exit")
@@ -36,7 +40,7 @@ def run(args) -> int:
         return 0
     project = make_demo_project(
         args.directory, nrecordings=args.recordings, duration_s=args.duration, rate=args.rate,
-        annotations_per_label=args.annotations_per_label, seed=args.seed, progress=print,
+        annotations_per_label=args.annotations_per_label, seed=args.seed, dense=not args.no_dense, progress=print,
     )
     print(f"demo project {project.root}: {len(find_recordings(project.groundtruth))} recording(s)")
     return 0

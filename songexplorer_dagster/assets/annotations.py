@@ -5,6 +5,9 @@ recording (both SongExplorer naming styles), validates each row against the reco
 fails the step naming file and line; nothing is dropped silently) and writes
 ``outputs/annotations/<key>.parquet`` with an ``annotator`` column. ``ground_truth`` gathers every
 recording's annotations into ``outputs/ground_truth/ground_truth.parquet``: what training reads.
+Dense annotations (the ``dense_set`` resource) are a test set and stay out of it by default
+(``held_out_of_training``); they are counted in its metadata and listed in
+``outputs/ground_truth/held_out.parquet``.
 
 A sensor re-materialises a recording's ``annotations`` when its CSVs change (the annotator saves
 there), so ``ground_truth`` follows and the model shows as stale.
@@ -29,6 +32,7 @@ from songexplorer_core.audio import recording_info
 from songexplorer_dagster.assets.recordings import recordings
 from songexplorer_dagster.partitions import recordings_partitions
 from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.resources.dense import DenseSetResource
 
 ANNOTATOR = "annotator"
 
@@ -101,8 +105,10 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     description=__doc__,
 )
-def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
-    """Every recording's annotations in one table, with the recordings' paths."""
+def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource
+                 ) -> dg.MaterializeResult:
+    """Every recording's annotations in one table, with the recordings' paths, less the dense
+    annotations held out for testing."""
     keys = context.instance.get_dynamic_partitions(recordings_partitions.name)
     tables, recording_paths, missing = [], {}, []
     for key in sorted(keys):
@@ -116,10 +122,20 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource) ->
             recording_paths[key] = str(project.recording_path(key))
     if missing:
         context.log.warning(f"no annotations materialised yet for {len(missing)} recording(s): {missing[:5]}")
-    frame = pd.concat(tables, ignore_index=True) if tables else empty_intervals().assign(recording=pd.Series([], dtype=str))
+    frame = pd.concat(tables, ignore_index=True) if tables else empty_intervals().assign(
+        recording=pd.Series([], dtype=str), **{ANNOTATOR: pd.Series([], dtype=str)})
+    held = dense_set.held_out(frame, project)
+    held_out, frame = frame[held].reset_index(drop=True), frame[~held].reset_index(drop=True)
+    if len(held_out):
+        context.log.info(f"held out of training ({dense_set.held_out_of_training}): {len(held_out)} dense "
+                         f"annotation(s) of {held_out['recording'].nunique()} recording(s) by "
+                         f"{sorted(set(held_out[ANNOTATOR]))}")
+    recording_paths = {key: p for key, p in recording_paths.items() if key in set(frame["recording"])}
     path = ground_truth_path(project)
     with atomic_path(path) as temporary:
         frame.to_parquet(temporary, index=False)
+    with atomic_path(path.with_name("held_out.parquet")) as temporary:
+        held_out.to_parquet(temporary, index=False)
     with atomic_write(path.with_name("recordings.json")) as handle:
         json.dump(recording_paths, handle, indent=2)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()} if len(frame) else {}
@@ -129,6 +145,8 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource) ->
             "dagster/row_count": dg.MetadataValue.int(len(frame)),
             "annotations_per_label": dg.MetadataValue.json(counts),
             "recordings_annotated": dg.MetadataValue.int(len(recording_paths)),
+            "held_out_dense_annotations": dg.MetadataValue.int(len(held_out)),
+            "held_out_recordings": dg.MetadataValue.json(sorted(set(held_out["recording"]))),
             "content_hash": dg.MetadataValue.text(content_hash(frame)),
             "per_recording": dg.MetadataValue.md(_counts_table(frame, "recording")),
             "parquet": dg.MetadataValue.path(str(path)),

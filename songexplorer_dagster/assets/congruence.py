@@ -87,11 +87,12 @@ def find_dense_set(project: ProjectResource, dense: DenseSetResource) -> DenseSe
             recording that is not in ``groundtruth/``, or ``dense_recordings`` lists a recording
             without dense annotations.
     """
-    if not dense.configured:
+    if not dense.is_configured(project):
         raise DenseSetError("no dense annotators are named: set dense_annotators of the dense_set resource "
-                            "(or $SONGEXPLORER_DENSE_ANNOTATORS), e.g. ['person2'] for <wav>-annotated-person2.csv")
+                            "(or $SONGEXPLORER_DENSE_ANNOTATORS, or dense_annotators in the project's "
+                            "songexplorer.toml), e.g. ['person2'] for <wav>-annotated-person2.csv")
     groundtruth = project.project().groundtruth
-    wanted = set(dense.dense_annotators)
+    wanted = set(dense.annotators(project))
     files: dict[str, dict[str, list[Path]]] = {}
     others = set()
     for path in find_interval_csvs(groundtruth, kinds=["annotated"]):
@@ -284,12 +285,13 @@ def congruence_report(context: dg.AssetExecutionContext, project: ProjectResourc
     from songexplorer_core.classify import read_probabilities
     from songexplorer_core.tracking import log_metrics_to_run
 
-    if not dense_set.configured:
+    if not dense_set.is_configured(project):
         context.log.info("no dense annotators named in the dense_set resource: nothing to compare")
         return dg.MaterializeResult(metadata={
             "dense_set": dg.MetadataValue.md("No dense annotations configured: name the annotators whose "
                                              "`<wav>-annotated-<name>.csv` files are dense in the `dense_set` "
-                                             "resource (`dense_annotators`, or `$SONGEXPLORER_DENSE_ANNOTATORS`)."),
+                                             "resource (`dense_annotators`, `$SONGEXPLORER_DENSE_ANNOTATORS`, or "
+                                             "`dense_annotators` in the project's `songexplorer.toml`)."),
         })
     dense = find_dense_set(project, dense_set)
     check_ethograms(project, dense)
@@ -412,7 +414,7 @@ def promotion_gate(context, *, project: ProjectResource, mlflow: MlflowResource,
 
     tracking = mlflow.tracking(project.project().root)
     champion = current_champion(tracking)
-    if not dense.configured:
+    if not dense.is_configured(project):
         return dg.AssetCheckResult(
             check_name=PROMOTION_CHECK, passed=True,
             description=("no dense annotations: gate skipped (the champion is the version with the best validation "

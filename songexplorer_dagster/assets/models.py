@@ -283,7 +283,7 @@ def trained_model(
         tags={"songexplorer.project": str(project.project().root), "songexplorer.run_dir": str(run_dir)},
         run_name=stamp,
         # with a dense set the gate below moves the alias; logging must leave it alone
-        champion_metric=GATE_DECIDES if dense_set.configured else DEFAULT_CHAMPION_METRIC,
+        champion_metric=GATE_DECIDES if dense_set.is_configured(project) else DEFAULT_CHAMPION_METRIC,
     )
     gate, champion = promotion_gate(context, project=project, mlflow=mlflow, dense=dense_set,
                                     candidate_version=tracked.version, candidate_run_id=tracked.run_id,

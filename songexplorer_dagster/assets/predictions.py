@@ -10,7 +10,9 @@ written as SongExplorer's ``<wav>-predicted-<ratio>pr.csv`` (and ``<wav>-ethogra
 ``outputs/predicted/<dir>/``, one file per precision/recall ratio of the model's thresholds.
 
 Both are automated: a new recording, or a new champion, gets probabilities and ethograms without
-anyone asking.
+anyone asking. Automation re-materialises them after every training; when the gate refused the
+new model the champion is unchanged, and ``probabilities`` reuses the files that version made
+(metadata ``reused``) instead of classifying again.
 """
 
 import json
@@ -87,15 +89,27 @@ def probabilities(
     key = context.partition_key
     wav_path = project.recording_path(key)
     version, bundle = champion_bundle(project, mlflow)
+    npz = probabilities_npz(project, key)
+    stamp = recording_stamp(wav_path)
+    made_by = npz.with_suffix(".json")
+    if npz.exists() and made_by.exists():
+        previous = json.loads(made_by.read_text())
+        if str(previous.get("model_version")) == version and previous.get("recording") == stamp:
+            # a retraining the gate refused leaves the champion as it was: nothing to recompute
+            context.log.info(f"{wav_path.name}: probabilities of champion v{version} are up to date ({npz}); reused")
+            return dg.MaterializeResult(metadata={
+                "model_version": dg.MetadataValue.text(version),
+                "reused": dg.MetadataValue.bool(True),
+                "npz": dg.MetadataValue.path(str(npz)),
+            })
     model = load_trained_model(bundle)
     started = time.monotonic()
     probs = classify_recording(model, wav_path)
     seconds = time.monotonic() - started
-    npz = probabilities_npz(project, key)
     write_probabilities(probs, npz)
     wavs = write_probability_wavs(probs, probabilities_dir(project, key), wav_path.name)
-    with atomic_write(npz.with_suffix(".json")) as handle:
-        json.dump({"model_version": version, "bundle": str(bundle)}, handle)
+    with atomic_write(made_by) as handle:
+        json.dump({"model_version": version, "bundle": str(bundle), "recording": stamp}, handle)
     duration_s = (probs.ntics or 0) / probs.rate
     means = {label: round(float(probs.values[:, i].mean()), 4) for i, label in enumerate(probs.labels)}
     context.log.info(f"{wav_path.name}: {probs.values.shape[0]} samples x {len(probs.labels)} labels with "
@@ -103,6 +117,7 @@ def probabilities(
     return dg.MaterializeResult(
         metadata={
             "model_version": dg.MetadataValue.text(version),
+            "reused": dg.MetadataValue.bool(False),
             "labels": dg.MetadataValue.json(list(probs.labels)),
             "samples": dg.MetadataValue.int(int(probs.values.shape[0])),
             "output_rate_hz": dg.MetadataValue.float(probs.rate / probs.stride_tics),
@@ -112,6 +127,12 @@ def probabilities(
             "probability_wavs": dg.MetadataValue.json([str(p) for p in wavs]),
         }
     )
+
+
+def recording_stamp(path: Path) -> dict:
+    """What identifies a recording's content cheaply (size and modification time, ns)."""
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 @dg.asset(

@@ -11,9 +11,14 @@ The same settings drive the ``congruence_report`` asset and the promotion gate o
 ``trained_model`` (a resource, so both always agree). With no ``dense_annotators`` the report
 has nothing to compare and the gate is skipped.
 
-Dense annotation files are annotations like any other: ``ground_truth`` (and so the next
-training) reads them too, so later models are scored on sounds they learnt from (fit rather than
-generalisation); there is no filter yet that keeps a dense annotator out of the ground truth.
+The dense annotators are named here (``dense_annotators``), else by ``$SONGEXPLORER_DENSE_ANNOTATORS``,
+else by the project's ``songexplorer.toml`` (``dense_annotators = ["person2"]``; the demo project
+names its own).
+
+Dense annotations are a test set, so by default they are kept out of training
+(``held_out_of_training``): ``ground_truth``, and so every model, leaves them out, and the
+congruence report and the gate measure how a model does on sounds it never learnt from.
+SongExplorer trained on whatever was annotated; ``held_out_of_training="none"`` does that.
 """
 
 import os
@@ -21,6 +26,8 @@ from typing import Literal
 
 import dagster as dg
 from pydantic import Field
+
+import pandas as pd
 
 from songexplorer_core.promotion import DEFAULT_TOLERANCE
 
@@ -39,8 +46,9 @@ class DenseSetResource(dg.ConfigurableResource):
         default_factory=default_dense_annotators,
         description=(
             "Annotators whose <wav>-annotated-<name>.csv files are dense annotations, e.g. ['person2']. "
-            "Empty: no dense set (the congruence report compares nothing, the promotion gate is skipped). "
-            "Defaults to $SONGEXPLORER_DENSE_ANNOTATORS (comma-separated)."
+            "Empty: $SONGEXPLORER_DENSE_ANNOTATORS (comma-separated), else the project's songexplorer.toml "
+            "dense_annotators; none anywhere: no dense set (the congruence report compares nothing, the promotion "
+            "gate is skipped)."
         ),
     )
     dense_recordings: list[str] = Field(
@@ -83,10 +91,37 @@ class DenseSetResource(dg.ConfigurableResource):
                     "champion's by more than this (0.02 = two points).",
     )
 
-    @property
-    def configured(self) -> bool:
-        """Whether any dense annotator is named."""
-        return bool(self.dense_annotators)
+    held_out_of_training: Literal["annotations", "recordings", "none"] = Field(
+        default="annotations",
+        description="What ground_truth keeps out of training: 'annotations' (the dense annotators' files of the "
+                    "dense recordings), 'recordings' (every annotation of the dense recordings, anyone's), or "
+                    "'none' (dense annotations train too, as in SongExplorer: scores then measure fit, not "
+                    "generalisation).",
+    )
+
+    def annotators(self, project) -> list[str]:
+        """The dense annotators: this resource's, else the project's ``songexplorer.toml``'s
+        (``project``: a ``ProjectResource``)."""
+        if self.dense_annotators:
+            return list(self.dense_annotators)
+        return list(project.settings().dense_annotators)
+
+    def is_configured(self, project) -> bool:
+        """Whether any dense annotator is named (here or in the project's settings)."""
+        return bool(self.annotators(project))
+
+    def held_out(self, annotations: pd.DataFrame, project) -> pd.Series:
+        """Which rows of an annotation table (columns ``annotator`` and ``recording``, the
+        recording key) ``ground_truth`` keeps out of training, by ``held_out_of_training``."""
+        names = set(self.annotators(project))
+        if self.held_out_of_training == "none" or not names or not len(annotations):
+            return pd.Series(False, index=annotations.index)
+        dense_rows = annotations["annotator"].isin(names)
+        if self.dense_recordings:
+            dense_rows &= annotations["recording"].isin(set(self.dense_recordings))
+        if self.held_out_of_training == "annotations":
+            return dense_rows
+        return annotations["recording"].isin(set(annotations.loc[dense_rows, "recording"]))
 
     def congruence_settings(self) -> dict:
         """Keyword arguments of ``songexplorer_core.congruence.congruence`` (rate excluded)."""

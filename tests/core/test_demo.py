@@ -33,3 +33,19 @@ def test_adding_a_recording(tmp_path):
     project = make_demo_project(tmp_path / "d", nrecordings=1, duration_s=10, annotations_per_label=2)
     path = add_demo_recording(project, duration_s=10)
     assert path.name == "demo-2.wav" and len(find_recordings(project.groundtruth)) == 2
+
+
+def test_dense_demo_gives_the_unannotated_recording_its_whole_truth_and_names_the_annotator(tmp_path):
+    from songexplorer_core.demo import DEMO_DENSE_ANNOTATOR
+    from songexplorer_core.synth import SongParams, make_song
+
+    project = make_demo_project(tmp_path / "demo", nrecordings=3, duration_s=20, annotations_per_label=3, dense=True)
+    assert project.settings().dense_annotators == (DEMO_DENSE_ANNOTATOR,)
+    csvs = [p.name for p in find_interval_csvs(project.groundtruth, kinds=["annotated"])]
+    assert csvs == ["demo-1.wav-annotated-seed.csv", "demo-2.wav-annotated-seed.csv",
+                    "demo-3.wav-annotated-dense.csv"]
+    dense = read_intervals_csv(project.groundtruth / "demo-3.wav-annotated-dense.csv")
+    song = make_song(20, 2500, SongParams(), seed=1002, wav="demo-3.wav")  # what make_demo_project generated
+    pulses = dense[dense["label"] == "mel-pulse"]
+    assert sorted(pulses["start"]) == sorted(song.pulse_centres) and (pulses["start"] == pulses["stop"]).all()
+    assert len(dense[dense["label"] == "mel-sine"]) == len(song.sines) > 0

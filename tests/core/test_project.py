@@ -62,3 +62,16 @@ def test_cli_init(tmp_path, capsys):
     source = make_groundtruth(tmp_path / "lab-data")
     assert main(["init", str(tmp_path / "p"), "--from", str(source)]) == 0
     assert "2 recording(s), 5000 Hz" in capsys.readouterr().out
+
+
+def test_settings_name_dense_annotators_and_a_malformed_list_names_the_file(tmp_path):
+    from songexplorer_core.project import ProjectError, ProjectSettings, init_project
+
+    project = init_project(tmp_path / "p", settings=ProjectSettings(audio_tic_rate=2500,
+                                                                    dense_annotators=("person2", "person3")))
+    assert project.settings() == ProjectSettings(audio_tic_rate=2500, dense_annotators=("person2", "person3"))
+    project.settings_path.write_text('audio_tic_rate = 2500\ndense_annotators = "person2"\n')
+    with pytest.raises(ProjectError, match=r"songexplorer\.toml: dense_annotators must be a list"):
+        project.settings()
+    project.settings_path.write_text("audio_tic_rate = 2500\n")  # older projects name none
+    assert project.settings().dense_annotators == ()

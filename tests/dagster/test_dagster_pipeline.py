@@ -159,3 +159,45 @@ def test_a_save_in_the_annotator_rematerialises_that_recordings_annotations(demo
     assert run.success
     table = pd.read_parquet(project.outputs / "annotations" / "demo-3.wav.parquet")
     assert table[["start", "stop", "label", "annotator"]].values.tolist() == [[12345, 12345, "mel-pulse", "alice"]]
+
+
+@pytest.mark.parametrize("held_out, training_rows_of", [
+    # default: the dense annotator's files stay out, everyone else's annotations of that recording train
+    ("annotations", {"demo-1.wav": "seed", "demo-2.wav": "seed", "demo-3.wav": "seed"}),
+    # the whole dense recording stays out
+    ("recordings", {"demo-1.wav": "seed", "demo-2.wav": "seed"}),
+    # SongExplorer's way: everything trains
+    ("none", {"demo-1.wav": "seed", "demo-2.wav": "seed", "demo-3.wav": "seed+dense"}),
+])
+def test_dense_annotations_are_kept_out_of_the_training_ground_truth(tmp_path, instance, held_out, training_rows_of):
+    from songexplorer_core.annotations import annotated_csv_name, write_intervals_csv
+    from songexplorer_core.demo import DEMO_DENSE_ANNOTATOR
+    from songexplorer_core.synth import seed_annotations
+
+    project = make_demo_project(tmp_path / "demo", nrecordings=3, duration_s=20, annotations_per_label=3, dense=True)
+    dense_file = project.groundtruth / annotated_csv_name("demo-3.wav", DEMO_DENSE_ANNOTATOR)
+    ndense = len(pd.read_csv(dense_file, header=None))
+    # a sparse seed on the dense recording too, by someone else
+    seed_rows = pd.read_csv(project.groundtruth / "demo-1.wav-annotated-seed.csv", header=None).head(2)
+    seed_rows[0] = "demo-3.wav"
+    seed_rows.to_csv(project.groundtruth / "demo-3.wav-annotated-seed.csv", header=False, index=False)
+    # the project's songexplorer.toml names the dense annotator; the resource's field is left empty
+    resources = {"project": ProjectResource(root=str(project.root)),
+                 "dense_set": DenseSetResource(dense_annotators=[], held_out_of_training=held_out)}
+    keys = ["demo-1.wav", "demo-2.wav", "demo-3.wav"]
+    instance.add_dynamic_partitions(recordings_partitions.name, keys)
+    materialize_per_recording([recordings, annotations], keys, instance, resources)
+    result = dg.materialize([ground_truth], instance=instance, resources=resources)
+    table = pd.read_parquet(project.outputs / "ground_truth" / "ground_truth.parquet")
+    held = pd.read_parquet(project.outputs / "ground_truth" / "held_out.parquet")
+    by_recording = {key: "+".join(sorted(set(rows["annotator"]), reverse=True))
+                    for key, rows in table.groupby("recording")}
+    assert by_recording == training_rows_of
+    expected_held = {"annotations": ndense, "recordings": ndense + 2, "none": 0}[held_out]
+    assert len(held) == expected_held
+    every_row = sum(len(pd.read_csv(f, header=None)) for f in project.groundtruth.glob("*-annotated-*.csv"))
+    assert len(table) + len(held) == every_row  # nothing lost: every row trains or is held out
+    meta = result.asset_materializations_for_node("ground_truth")[0].metadata
+    assert meta["held_out_dense_annotations"].value == expected_held
+    recordings_json = json.loads((project.outputs / "ground_truth" / "recordings.json").read_text())
+    assert sorted(recordings_json) == sorted(training_rows_of)

@@ -332,6 +332,13 @@ def test_a_model_worse_on_the_dense_set_is_refused_as_champion_with_the_reason(d
     tags = tracking.client().get_model_version(tracking.registered_model, "2").tags
     assert tags[OUTCOME_TAG] == REFUSED and tags[REASON_TAG] == check.description
     assert "dense_f1_mel-pulse" in tracking.client().get_run(versions.loc["2", "run_id"]).data.metrics
+    # automation re-materialises probabilities after any training; with the champion unchanged
+    # they are reused, not recomputed
+    npz = project.outputs / "probabilities" / "demo-1.wav-probabilities.npz"
+    before = npz.stat().st_mtime_ns
+    again = dg.materialize([probabilities], partition_key="demo-1.wav", instance=instance, resources=demo["dense"])
+    meta = again.asset_materializations_for_node("probabilities")[0].metadata
+    assert meta["reused"].value is True and meta["model_version"].value == "1" and npz.stat().st_mtime_ns == before
 
     # with every regression tolerated, the next new model is promoted and takes the alias
     lenient = {**demo["dense"], "dense_set": DenseSetResource(dense_annotators=["person2"], promotion_tolerance=1.0)}
