@@ -84,7 +84,9 @@ def main() -> int:
     from songexplorer_core.annotations import read_intervals_csv, write_intervals_csv
     from songexplorer_core.audio import recording_info
     from songexplorer_core.classify import Classifier, classify_recording, write_probabilities
-    from songexplorer_core.ethogram import predicted_csv_name
+    from songexplorer_core.ethogram import (
+        DEFAULT_MIN_SEGMENT_FRACTION, min_segment_durations, predicted_csv_name, read_annotation_durations,
+    )
     from songexplorer_core.train import train
 
     work = Path(tempfile.mkdtemp(prefix="bench-real-")) if args.out is None else args.out
@@ -121,7 +123,10 @@ def main() -> int:
         classifier = Classifier(models.load_trained_model(model_dir / f"ckpt-{best.checkpoint}"))
         out = work / "predictions"
         out.mkdir(exist_ok=True)
-        print(f"\nethogram: {recipes.DEFAULT_ETHOGRAM_METHOD} (the default), and SongExplorer's thresholds above")
+        minimum_s = min_segment_durations(read_annotation_durations(model_dir), DEFAULT_MIN_SEGMENT_FRACTION)
+        print(f"\nethograms: 'default' = {recipes.DEFAULT_ETHOGRAM_METHOD} with segments shorter than "
+              f"{ {k: round(v, 3) for k, v in minimum_s.items()} } s dropped; 'maxprob' without dropping; "
+              f"'threshold' = SongExplorer's thresholds above")
         print("| recording | ethogram | minutes | mel-pulse | pulses/min | mel-sine | sine s | ambient | classify s |")
         print("|---|---|---|---|---|---|---|---|---|")
         ethograms = {}
@@ -131,9 +136,11 @@ def main() -> int:
             seconds = time.perf_counter() - started
             write_probabilities(probs, out / f"{recording}-probabilities.npz")
             minutes = recording_info(TUTORIAL / recording).duration_s / 60
-            for method in (recipes.DEFAULT_ETHOGRAM_METHOD, "threshold"):
-                predicted = recipes.make_ethogram(probs, thresholds, method=method)
-                name = predicted_csv_name(recording, None if method == "maxprob" else ratio)
+            for method in ("default", "maxprob", "threshold"):
+                predicted = recipes.make_ethogram(
+                    probs, thresholds, method=recipes.DEFAULT_ETHOGRAM_METHOD if method == "default" else method,
+                    min_segment_s=minimum_s if method == "default" else None)
+                name = predicted_csv_name(recording, None if method != "threshold" else ratio)
                 write_intervals_csv(predicted, out / name.replace("-predicted", f"-predicted-{method}"))
                 ethograms.setdefault(recording, {})[method] = predicted
                 counts = predicted["label"].value_counts()

@@ -492,6 +492,33 @@ class Dataset:
             self._groups = np.empty(0, dtype=object)
 
 
+#: Written beside a trained model: how each label was annotated (points or ranges, how long).
+ANNOTATION_DURATIONS_FILE = "annotation-durations.csv"
+
+
+def annotation_durations(dataset: Dataset) -> pd.DataFrame:
+    """How each of the dataset's labels was annotated, over every annotation in use (any set).
+
+    One row per label (``not_`` labels of an overlapped model are skipped: they mark absence):
+    ``label``, ``points`` (annotations with ``start == stop``), ``ranges`` (the others),
+    ``shortest_range_s`` and ``median_range_s`` (durations of the ranges, seconds; NaN without
+    ranges). A label annotated only with ranges is a *segment* label (sine song, a syllable);
+    its shortest range says how short a real one can be (``ethogram.min_segment_durations``).
+    """
+    sounds = dataset.sounds
+    positive = ~sounds["label"].astype(str).str.startswith(dataset.overlapped_prefix) \
+        if dataset.loss == "overlapped" else pd.Series(True, index=sounds.index)
+    rows = []
+    for label in dataset.labels:
+        mine = sounds[positive & (sounds["label"].astype(str) == label)]
+        seconds = (mine["stop"] - mine["start"]).to_numpy() / float(dataset.rate)
+        ranges = seconds[seconds > 0]
+        rows.append({"label": label, "points": int((seconds == 0).sum()), "ranges": int(ranges.size),
+                     "shortest_range_s": float(ranges.min()) if ranges.size else math.nan,
+                     "median_range_s": float(np.median(ranges)) if ranges.size else math.nan})
+    return pd.DataFrame(rows, columns=["label", "points", "ranges", "shortest_range_s", "median_range_s"])
+
+
 def make_dataset(
     ground_truth,
     *,

@@ -15,6 +15,15 @@ and ``"auto"``, this project's default (:func:`choose_method`): ``maxprob`` for 
 badly (docs/recipe.md: a mel-pulse threshold of 0.007 nearly doubled the predicted pulses, the
 extra ones false); the label of highest probability is also what validation F1 measures.
 
+Then, beyond SongExplorer, predicted *segments* much shorter than any annotated one are dropped
+(:func:`drop_short_segments`): a label people annotated only with ranges (sine song, a
+syllable) gets a minimum duration of ``min_segment_fraction`` (default 0.5) times its shortest
+annotated range, read from the model's ``annotation-durations.csv``. Point-annotated labels
+(pulses) are never filtered. Why: on the demo's densely annotated recording the
+label-of-highest-probability ethogram called 285 slivers of 2-27 ms "sine" at the flanks of
+pulses, against 8 real bouts (shortest annotated sine range 112 ms), so counts and song rates
+of sine were nonsense (docs/classify-accuracy-ethogram.md).
+
 Interval arithmetic is SongExplorer's: a run of samples ``a..b`` (inclusive) at output rate
 ``r`` becomes tics ``start = round((a/r - half) * rate)``, ``stop = round((b/r + half) * rate)``
 with ``half = 1/(2r)`` s, i.e. ``start = 4a - 2``, ``stop = 4b + 2`` at 4 tics per sample.
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -49,6 +59,9 @@ from songexplorer_core.classify import Probabilities, read_probabilities, read_p
     probabilities_npz_name
 
 METHODS = ("threshold", "maxprob")
+#: Predicted segments shorter than this fraction of the label's shortest annotated range are
+#: dropped (None or 0: keep everything, as SongExplorer).
+DEFAULT_MIN_SEGMENT_FRACTION = 0.5
 #: Accepted everywhere a method is: the two methods, or ``"auto"`` (:func:`choose_method`).
 METHOD_CHOICES = ("auto", *METHODS)
 DEFAULT_METHOD = "auto"
@@ -271,6 +284,46 @@ def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, 
     return _table(wav, starts, stops, names)
 
 
+def read_annotation_durations(model_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """A model folder's ``annotation-durations.csv`` (written by training), or ``None`` for
+    models trained before it existed or by SongExplorer."""
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+
+    path = Path(model_dir) / ANNOTATION_DURATIONS_FILE
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    missing = {"label", "points", "ranges", "shortest_range_s"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; retrain the model or delete the file")
+    return table
+
+
+def min_segment_durations(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION
+                          ) -> dict[str, float]:
+    """``{label: seconds}``: the shortest predicted interval kept for each label that was
+    annotated only with ranges, ``fraction`` x its shortest annotated range. Labels annotated
+    with points (any) get no minimum; so does everything when ``fraction`` is None or 0 or
+    ``durations`` is None."""
+    if durations is None or not fraction:
+        return {}
+    if fraction < 0:
+        raise ValueError(f"min_segment_fraction must be >= 0, not {fraction}")
+    segments = durations[(durations["points"] == 0) & (durations["ranges"] > 0)]
+    return {str(row.label): float(fraction) * float(row.shortest_range_s) for row in segments.itertuples()
+            if math.isfinite(float(row.shortest_range_s))}
+
+
+def drop_short_segments(frame: pd.DataFrame, minimum_s: Mapping[str, float], *, rate: int) -> pd.DataFrame:
+    """``frame`` without the intervals of a label in ``minimum_s`` lasting less than its minimum
+    (``(stop - start) / rate`` seconds, the way annotated ranges are measured)."""
+    if not minimum_s or not len(frame):
+        return frame
+    floor = frame["label"].astype(str).map(dict(minimum_s)).astype(float).fillna(0.0).to_numpy()
+    seconds = (frame["stop"] - frame["start"]).to_numpy() / float(rate)
+    return frame[seconds >= floor].reset_index(drop=True)
+
+
 def _wav_name(probs: Probabilities, wav: str | None) -> str:
     name = wav or probs.wav
     if not name:
@@ -338,6 +391,7 @@ def run_ethogram(
     rate: int | None = None,
     out_dir: str | os.PathLike | None = None,
     method: str = DEFAULT_METHOD,
+    min_segment_fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION,
 ) -> list[Path]:
     """The whole ethogram step for one recording: read thresholds and probabilities, write one
     ``<wav>-predicted-<ratio>pr.csv`` per ratio in the thresholds file (``<wav>-predicted.csv``
@@ -345,7 +399,10 @@ def run_ethogram(
     ``model:`` and ``thresholds_file:`` lines congruence reads, and the ``method:`` used.
 
     With ``maxprob`` the thresholds only name the labels, so every ratio's CSV holds the same
-    rows (the files keep SongExplorer's names for whatever reads them by ratio).
+    rows (the files keep SongExplorer's names for whatever reads them by ratio). Segments
+    shorter than ``min_segment_fraction`` of their label's shortest annotated range are dropped
+    when the thresholds file's folder holds the model's ``annotation-durations.csv``
+    (:func:`min_segment_durations`; None or 0 keeps them all).
 
     Returns:
         The CSVs written.
@@ -357,6 +414,7 @@ def run_ethogram(
     labels = list(next(iter(tables.values())))
     probs = load_probabilities(probabilities_dir, wav, labels, rate=rate)
     method = choose_method(method, probs)
+    minimum_s = min_segment_durations(read_annotation_durations(thresholds_path.parent), min_segment_fraction)
     out_dir = Path(probabilities_dir if out_dir is None else out_dir)
     written = []
     for ratio, thresholds in tables.items():
@@ -368,11 +426,13 @@ def run_ethogram(
             frame = ethogram_threshold(probs, thresholds, wav=wav)
         else:
             frame = ethogram_maxprob(probs, list(thresholds), wav=wav)
+        frame = drop_short_segments(frame, minimum_s, rate=probs.rate)
         written.append(write_intervals_csv(frame, out_dir / predicted_csv_name(wav, ratio)))
     model_dir = thresholds_path.resolve().parent
     log = out_dir / f"{Path(wav).name}-ethogram.log"
     with atomic_write(log, "w", encoding="utf-8") as handle:
         handle.write(f"logdir: {model_dir.parent}\nmodel: {model_dir.name}\n"
                      f"thresholds_file: {thresholds_path.name}\nwav_file: {Path(wav).name}\n"
-                     f"audio_tic_rate: {probs.rate}\nmethod: {method}\n")
+                     f"audio_tic_rate: {probs.rate}\nmethod: {method}\n"
+                     f"min_segment_s: {json.dumps({k: round(v, 6) for k, v in minimum_s.items()})}\n")
     return written

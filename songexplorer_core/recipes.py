@@ -139,22 +139,26 @@ def default_recipe(labels: Sequence[str] | str, **overrides) -> TrainConfig:
 
 
 def make_ethogram(probs, thresholds: Mapping[str, float] | None = None, *,
-                  method: str = DEFAULT_ETHOGRAM_METHOD) -> pd.DataFrame:
+                  method: str = DEFAULT_ETHOGRAM_METHOD, min_segment_s: Mapping[str, float] | None = None
+                  ) -> pd.DataFrame:
     """Predicted intervals of one recording's ``classify.Probabilities``, by ``method``:
     ``"maxprob"`` (``thresholds`` unused), ``"threshold"`` (``thresholds``: ``{label:
     probability}``, e.g. from ``accuracy``) or ``"auto"`` (maxprob for exclusive models,
-    threshold for overlapped ones: ``ethogram.choose_method``)."""
-    from songexplorer_core.ethogram import METHOD_CHOICES, choose_method, ethogram_maxprob, ethogram_threshold
+    threshold for overlapped ones: ``ethogram.choose_method``). ``min_segment_s``: ``{label:
+    seconds}`` below which predicted intervals are dropped (``ethogram.min_segment_durations``)."""
+    from songexplorer_core.ethogram import (
+        METHOD_CHOICES, choose_method, drop_short_segments, ethogram_maxprob, ethogram_threshold,
+    )
 
     if method not in METHOD_CHOICES:
         raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
     method = choose_method(method, probs)
     if method == "maxprob":
-        return ethogram_maxprob(probs)
+        return drop_short_segments(ethogram_maxprob(probs), min_segment_s or {}, rate=probs.rate)
     if method == "threshold":
         if thresholds is None:
             raise ValueError("the threshold method needs thresholds: {label: probability}")
-        return ethogram_threshold(probs, thresholds)
+        return drop_short_segments(ethogram_threshold(probs, thresholds), min_segment_s or {}, rate=probs.rate)
     raise AssertionError(method)  # choose_method returns one of METHODS
 
 

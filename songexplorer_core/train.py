@@ -16,6 +16,9 @@
   at the last step when a testing set exists.
 * ``history.csv``: one row per step: ``step, train_loss, train_accuracy, validation_loss,
   validation_accuracy, elapsed_s`` (validation columns empty between validations).
+* ``annotation-durations.csv``: per label, how many point and range annotations it has and how
+  long the ranges are (``dataset.annotation_durations``; the ethogram drops predicted segments
+  much shorter than any annotated one).
 * ``labels.txt`` (SongExplorer's format), ``train.json`` (the configuration), and ``train.log``
   (SongExplorer's log lines: settings, model summary, counts per set, one
   ``elapsed,step,accuracy%,loss`` line per step, confusion matrices, ``... Validation`` lines).
@@ -645,6 +648,8 @@ def train_model(dataset: D.Dataset, config: TrainConfig, model_dir: str | os.Pat
             with atomic_write(model_dir / CONFIG_FILE, "w", encoding="utf-8") as handle:
                 json.dump(config.to_dict(), handle, indent=1)
             M.write_labels_txt(labels, model_dir / "labels.txt")
+            with atomic_write(model_dir / D.ANNOTATION_DURATIONS_FILE, "w", encoding="utf-8") as handle:
+                D.annotation_durations(dataset).to_csv(handle, index=False)
             _log_header(log, config, dataset, trained, model_dir, replicate)
             _save_checkpoint(model_dir, 0, trained, optimizer, batch_rng, augment_rng, 0.0, log)
         # validation points are drawn once from the batch seed (shared by all replicates)

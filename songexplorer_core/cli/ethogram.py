@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songexplorer_core.annotations import read_intervals_csv
-from songexplorer_core.ethogram import DEFAULT_METHOD, METHOD_CHOICES, run_ethogram
+from songexplorer_core.ethogram import DEFAULT_METHOD, DEFAULT_MIN_SEGMENT_FRACTION, METHOD_CHOICES, run_ethogram
 
 
 def register(subparsers) -> None:
@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--method", choices=METHOD_CHOICES, default=DEFAULT_METHOD,
                         help="'threshold' (SongExplorer's default), 'maxprob', or 'auto': maxprob for exclusive "
                         "models, threshold for overlapped ones (default %(default)s; why: docs/recipe.md)")
+    parser.add_argument("--min-segment-fraction", type=float, default=DEFAULT_MIN_SEGMENT_FRACTION, metavar="F",
+                        help="drop predicted intervals of a label annotated only with ranges (sine, syllables) "
+                        "shorter than F times its shortest annotated range (from the model folder's "
+                        "annotation-durations.csv); 0 keeps them all, as SongExplorer (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 
@@ -53,7 +57,8 @@ def run(args) -> int:
         bar.set_postfix_str(wav)
         try:
             written = run_ethogram(wav, args.thresholds, probabilities_dir=args.probabilities_dir,
-                                   rate=args.audio_tic_rate, out_dir=args.out_dir, method=args.method)
+                                   rate=args.audio_tic_rate, out_dir=args.out_dir, method=args.method,
+                                   min_segment_fraction=args.min_segment_fraction)
         except (ValueError, OSError, KeyError) as error:
             failures.append(wav)
             tqdm.write(f"songexplorer ethogram: error: {error}", file=sys.stderr)

@@ -221,17 +221,22 @@ def headline_metrics(by_label: pd.DataFrame) -> dict[str, float]:
 
 def score_model(model, bundle: Path, *, project: ProjectResource, dense: DenseSetResource, dense_set: DenseSet,
                 annotations_by: dict[str, pd.DataFrame], version: str | None = None, log=None,
-                method: str = "auto") -> pd.DataFrame:
+                method: str = "auto", min_segment_fraction: float | None = None) -> pd.DataFrame:
     """Precision, recall and F1 per label (``dense_set``'s measure and reference) of a model's
     ethogram on the dense recordings: it classifies each one (or reuses the ``probabilities``
     asset's file when the same model version made it) and makes the ethogram as the
-    ``ethograms`` asset does (``method``; thresholds: the model's own for ``dense.ratio``)."""
+    ``ethograms`` asset does (``method``, ``min_segment_fraction``; thresholds: the model's own
+    for ``dense.ratio``)."""
     from songexplorer_core.classify import classify_recording, read_probabilities
     from songexplorer_core.congruence import congruence
-    from songexplorer_core.ethogram import choose_method, ethogram_maxprob, ethogram_threshold
+    from songexplorer_core.ethogram import (
+        choose_method, drop_short_segments, ethogram_maxprob, ethogram_threshold, min_segment_durations,
+        read_annotation_durations,
+    )
 
     thresholds = model_thresholds(bundle)
     ratio = choose_ratio(thresholds, dense.ratio)
+    minimum_s = min_segment_durations(read_annotation_durations(bundle), min_segment_fraction)
     names = dense_set.names()
     tables, rate = [], project.settings().audio_tic_rate
     for key in dense_set.keys:
@@ -248,9 +253,10 @@ def score_model(model, bundle: Path, *, project: ProjectResource, dense: DenseSe
                 log.info(f"classified {key} with model {version or bundle.name} in {time.monotonic() - started:.1f} s")
         usable = {label: value for label, value in thresholds[ratio].items() if label in probs.labels}
         if choose_method(method, probs) == "maxprob":
-            tables.append(ethogram_maxprob(probs, list(usable), wav=names[key]))
+            frame = ethogram_maxprob(probs, list(usable), wav=names[key])
         else:
-            tables.append(ethogram_threshold(probs, usable, wav=names[key]))
+            frame = ethogram_threshold(probs, usable, wav=names[key])
+        tables.append(drop_short_segments(frame, minimum_s, rate=probs.rate))
     predicted = concat_intervals(tables)
     result = congruence(annotations_by, predicted, recordings=[names[k] for k in dense_set.keys], rate=rate,
                         measure=dense.measure, keep_sets=False, **dense.congruence_settings())
@@ -392,7 +398,8 @@ def congruence_report(context: dg.AssetExecutionContext, project: ProjectResourc
 
 def promotion_gate(context, *, project: ProjectResource, mlflow: MlflowResource, dense: DenseSetResource,
                    candidate_version: str, candidate_run_id: str, candidate_model, candidate_bundle: Path,
-                   method: str = "auto") -> tuple[dg.AssetCheckResult, str | None]:
+                   method: str = "auto", min_segment_fraction: float | None = None
+                   ) -> tuple[dg.AssetCheckResult, str | None]:
     """Decide whether the newly logged ``candidate_version`` becomes champion, carry the decision
     out in the registry, and describe it as the result of the blocking check
     ``PROMOTION_CHECK`` of ``trained_model``. Returns ``(check result, champion afterwards)``.
@@ -431,7 +438,7 @@ def promotion_gate(context, *, project: ProjectResource, mlflow: MlflowResource,
         annotations_by = read_dense_annotations(project, dense_set)
         candidate = score_model(candidate_model, candidate_bundle, project=project, dense=dense, dense_set=dense_set,
                                 annotations_by=annotations_by, version=candidate_version, log=context.log,
-                                method=method)
+                                method=method, min_segment_fraction=min_segment_fraction)
     except Exception as error:  # noqa: BLE001 - a model that cannot be scored is not promoted over a champion
         problem = f"{type(error).__name__}: {error}"
         if champion is None:
@@ -462,7 +469,8 @@ def promotion_gate(context, *, project: ProjectResource, mlflow: MlflowResource,
             version, bundle = champion_bundle(project, mlflow)
             champion_scores = score_model(load_trained_model(bundle), bundle, project=project, dense=dense,
                                           dense_set=dense_set, annotations_by=annotations_by, version=version,
-                                          log=context.log, method=method)["f1"].to_dict()
+                                          log=context.log, method=method,
+                                          min_segment_fraction=min_segment_fraction)["f1"].to_dict()
         except Exception as error:  # noqa: BLE001 - a champion that cannot be used any more is replaced
             context.log.warning(f"champion version {champion} could not be scored on the dense set "
                                 f"({type(error).__name__}: {error}); the candidate is compared with nothing")

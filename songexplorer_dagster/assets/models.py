@@ -166,12 +166,15 @@ def read_latest_model(project: ProjectResource) -> dict:
 
 def _bundle(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
     """The folder MLflow stores and classification loads: the checkpoint's model files, its
-    thresholds files and labels.txt."""
+    thresholds files, labels.txt and annotation-durations.csv (the ethogram's segment minimums)."""
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+
     shutil.copytree(model_dir / f"ckpt-{checkpoint}", bundle)
     for path in model_dir.glob(f"thresholds*.ckpt-{checkpoint}.csv"):
         shutil.copy2(path, bundle / path.name)
-    if (model_dir / "labels.txt").exists():
-        shutil.copy2(model_dir / "labels.txt", bundle / "labels.txt")
+    for name in ("labels.txt", ANNOTATION_DURATIONS_FILE):
+        if (model_dir / name).exists():
+            shutil.copy2(model_dir / name, bundle / name)
     (bundle / "checkpoint.txt").write_text(str(checkpoint))
     return bundle
 
@@ -287,7 +290,8 @@ def trained_model(
     )
     gate, champion = promotion_gate(context, project=project, mlflow=mlflow, dense=dense_set,
                                     candidate_version=tracked.version, candidate_run_id=tracked.run_id,
-                                    candidate_model=trained, candidate_bundle=bundle, method=ethogram.method)
+                                    candidate_model=trained, candidate_bundle=bundle, method=ethogram.method,
+                                    min_segment_fraction=ethogram.min_segment_fraction)
     latest = {
         "run_dir": str(run_dir), "model_dir": str(replicate.model_dir), "bundle": str(bundle),
         "checkpoint": best.checkpoint, "labels": list(best.labels), "ratios": list(ratios),

@@ -164,7 +164,8 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
     written = []
     for thresholds_path in threshold_files:
         written += run_ethogram(wav_path.name, thresholds_path, probabilities_dir=probabilities_dir(project, key),
-                                out_dir=out_dir, rate=project.settings().audio_tic_rate, method=ethogram.method)
+                                out_dir=out_dir, rate=project.settings().audio_tic_rate, method=ethogram.method,
+                                min_segment_fraction=ethogram.min_segment_fraction)
     method = ethogram_log_method(out_dir / f"{wav_path.name}-ethogram.log")
     tables = []
     for path in written:

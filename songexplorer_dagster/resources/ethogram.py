@@ -19,3 +19,8 @@ class EthogramResource(dg.ConfigurableResource):
                      "thresholds for overlapped ones; 'maxprob'; or 'threshold' (SongExplorer's default: the "
                      "model's thresholds at each precision/recall ratio). Why auto: docs/recipe.md."),
     )
+    min_segment_fraction: float = Field(
+        default=0.5, ge=0.0,
+        description=("Predicted intervals of a label annotated only with ranges (sine, syllables) shorter than this "
+                     "fraction of its shortest annotated range are dropped; 0 keeps them all (SongExplorer)."),
+    )

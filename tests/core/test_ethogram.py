@@ -173,3 +173,37 @@ def test_auto_method_is_maxprob_for_exclusive_and_threshold_for_overlapped_model
     assert f"method: {method}" in (tmp_path / "song.wav-ethogram.log").read_text().splitlines()
     with pytest.raises(ValueError, match="method must be one of"):
         choose_method("loudest", probs)
+
+
+def test_segments_shorter_than_half_the_shortest_annotated_range_are_dropped_points_never(tmp_path):
+    import pandas as pd
+
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+    from songexplorer_core.ethogram import drop_short_segments, min_segment_durations, read_annotation_durations
+
+    durations = pd.DataFrame({"label": ["pulse", "sine"], "points": [40, 0], "ranges": [0, 12],
+                              "shortest_range_s": [float("nan"), 0.1], "median_range_s": [float("nan"), 0.3]})
+    minimum = min_segment_durations(durations, 0.5)
+    assert minimum == {"sine": 0.05}  # pulses are points: never filtered
+    assert min_segment_durations(durations, 0) == {} and min_segment_durations(None, 0.5) == {}
+    # at 2500 Hz, 4 tics per sample: a 3-sample sine sliver (tics 10..22, 4.8 ms) next to a pulse,
+    # a 40-sample bout (tics 30..190, 64 ms) and a 1-sample pulse (4 tics)
+    sliver_bout = [0, 0, 0.9, 0.9, 0.9, 0, 0, 0] + [0.9] * 40 + [0, 0]
+    pulse = [0, 0, 0, 0, 0, 0.9] + [0] * 44
+    rest = [1 - a - b for a, b in zip(sliver_bout, pulse)]
+    probs = probs_of({"pulse": pulse, "sine": sliver_bout, "ambient": rest}, wav="song.wav")
+    frame = ethogram_maxprob(probs)
+    kept = drop_short_segments(frame, minimum, rate=2500)
+    assert rows(kept[kept["label"] != "ambient"]) == [(18, 22, "pulse"), (30, 190, "sine")]
+    assert len(frame) - len(kept) == 1  # only the sliver went
+    # run_ethogram reads the minimums from the model folder and says what it used
+    model_dir = tmp_path / "train_1r"
+    thresholds = write_thresholds_csv({"pulse": 0.5, "sine": 0.5, "ambient": 0.5}, model_dir / "thresholds.ckpt-9.csv")
+    durations.to_csv(model_dir / ANNOTATION_DURATIONS_FILE, index=False)
+    assert read_annotation_durations(model_dir)["label"].tolist() == ["pulse", "sine"]
+    write_probabilities(probs, tmp_path / "song.wav-probabilities.npz")
+    (written,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path)
+    assert rows(read_intervals_csv(written)) == rows(kept)
+    assert 'min_segment_s: {"sine": 0.05}' in (tmp_path / "song.wav-ethogram.log").read_text()
+    (unfiltered,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, min_segment_fraction=0)
+    assert rows(read_intervals_csv(unfiltered)) == rows(frame)

@@ -66,6 +66,15 @@ def test_training_writes_songexplorers_files(trained, dataset):
     assert trained.checkpoint_steps == [0, 50, 100, 150]
     assert trained.replicates[0].validation_steps == [50, 100, 150]
     assert (model_dir / "labels.txt").read_bytes() == b"mel-pulse\nmel-sine\nambient"
+    # how each label was annotated, for the ethogram's segment minimums: pulses are points,
+    # sine and ambient ranges
+    durations = pd.read_csv(model_dir / "annotation-durations.csv").set_index("label")
+    used = dataset.sounds.assign(seconds=(dataset.sounds["stop"] - dataset.sounds["start"]) / dataset.rate)
+    assert durations.loc["mel-pulse", "ranges"] == 0 and durations.loc["mel-pulse", "points"] > 0
+    for label in ("mel-sine", "ambient"):
+        mine = used[used["label"] == label]
+        assert durations.loc[label, "points"] == 0 and durations.loc[label, "ranges"] == len(mine)
+        assert durations.loc[label, "shortest_range_s"] == pytest.approx(mine["seconds"].min())
     history = pd.read_csv(model_dir / "history.csv")
     assert list(history.columns) == list(T.HISTORY_COLUMNS) and list(history["step"]) == list(range(1, 151))
     log = (model_dir / "train.log").read_text()
