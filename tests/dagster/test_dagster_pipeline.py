@@ -72,6 +72,16 @@ def test_the_whole_supervised_loop_materialises(demo, instance):
         assert (project.outputs / "predicted" / f"{key}-ethogram.log").read_text().startswith("logdir: ")
     ethogram = pd.read_parquet(project.outputs / "ethograms" / "demo-3.wav.parquet")
     assert set(ethogram["kind"]) == {"predicted"} and len(ethogram) > 0
+    # the default ethogram: most probable label, and sine / ambient slivers shorter than half
+    # their shortest annotated range dropped (the bundle carries how they were annotated)
+    seeds = table.assign(seconds=(table["stop"] - table["start"]) / 2500)
+    log = (project.outputs / "predicted" / "demo-3.wav-ethogram.log").read_text().splitlines()
+    assert "method: maxprob" in log
+    minimum = json.loads(next(line for line in log if line.startswith("min_segment_s:")).split(":", 1)[1])
+    assert set(minimum) == {"mel-sine", "ambient"}
+    assert minimum["mel-sine"] == pytest.approx(0.5 * seeds[seeds["label"] == "mel-sine"]["seconds"].min(), abs=1e-6)
+    sine = ethogram[ethogram["label"] == "mel-sine"]
+    assert ((sine["stop"] - sine["start"]) / 2500 >= minimum["mel-sine"]).all()
 
     # the nightly schedule: nothing to do while the annotations are unchanged ...
     context = dg.build_schedule_context(instance=instance)
