@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from
 from songexplorer_core.activations import (
     DEFAULT_EQUALIZE_RATIO,
     DEFAULT_MAX_SOUNDS,
@@ -65,8 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float16",
                         help="storage of hidden layers (float16 halves the file; a layer beyond float16's "
                         "range is kept float32; default %(default)s)")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow computes")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 
@@ -74,9 +74,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
-    from songexplorer_core.compute import configure_compute  # noqa: PLC0415
-
-    configure_compute(args.device, args.threads)
+    configure_compute_from(args)
     from songexplorer_core.activations import activations_from_ground_truth, write_activations  # noqa: PLC0415
     from songexplorer_core.models import load_trained_model  # noqa: PLC0415
 

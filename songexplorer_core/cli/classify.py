@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,
@@ -62,10 +63,7 @@ def register(subparsers) -> None:
                         "float32 with metadata) or both (default %(default)s)")
     parser.add_argument("--npz-dtype", choices=("float32", "float16"), default="float32",
                         help="precision of the .npz (float16 halves its size; default %(default)s)")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
-                        help="where TensorFlow computes: a GPU when one is visible (auto), the CPU, or a GPU "
-                        "(fail without one); default %(default)s")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 
@@ -87,13 +85,12 @@ def parse_prevalences(labels_text: str | None, prevalences_text: str | None, mod
 
 
 def run(args) -> int:
-    from songexplorer_core.compute import configure_compute
 
     formats = [x.strip() for x in args.format.split(",") if x.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(f"--format must list some of {FORMATS}, got {args.format!r}")
-    configure_compute(args.device, args.threads)  # before TensorFlow does any work
+    configure_compute_from(args)  # before TensorFlow does any work
     from songexplorer_core.models import load_trained_model
 
     trained = load_trained_model(args.model)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -37,8 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="overlapped models: probability at which a label counts as present (default %(default)s)")
     parser.add_argument("--mini-batch", type=int, default=256, metavar="N", help="sounds per network call")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow computes")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 
@@ -68,9 +69,7 @@ def run(args) -> int:
             raise ValueError("give --groundtruth and --model (or --activations FILE)")
         from tqdm import tqdm  # noqa: PLC0415
 
-        from songexplorer_core.compute import configure_compute  # noqa: PLC0415
-
-        configure_compute(args.device, args.threads)
+        configure_compute_from(args)
         from songexplorer_core.mistakes import find_mistakes  # noqa: PLC0415
         from songexplorer_core.models import load_trained_model  # noqa: PLC0415
 

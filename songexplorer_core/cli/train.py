@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from
 from songexplorer_core.dataset import Augmentation
 from songexplorer_core.recipes import DEFAULT_RECIPE, recipe_config
 from songexplorer_core.models import (
@@ -95,8 +96,7 @@ def register(subparsers) -> None:
                       help="seed of which annotations are drawn and augmentation; -1 = random")
     loop.add_argument("--weights-seed", type=_seed, default=1, help="seed of the initial weights; -1 = random")
     loop.add_argument("--nreplicates", type=int, default=1, help="models trained with these settings")
-    loop.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow computes")
-    loop.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    add_compute_options(loop)
 
     arch = parser.add_argument_group("architecture (SongExplorer's convolutional / res-net network)")
     arch.add_argument("--architecture", default=_SPEC.architecture, help="registered architecture")
@@ -182,10 +182,8 @@ def config_from_args(args):
 def run(args) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
-    from songexplorer_core.compute import configure_compute  # noqa: PLC0415
-
     config = config_from_args(args)  # check the settings before TensorFlow starts
-    configure_compute(args.device, args.threads)
+    configure_compute_from(args)
     from songexplorer_core import train as T  # noqa: PLC0415
 
     dataset = T.prepare_dataset(args.groundtruth, config)
