@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,8 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 from songexplorer_core.classify import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
@@ -55,18 +56,9 @@ LABELS = ["mel-pulse", "mel-sine", "ambient"]
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import tensorflow as tf
 
-    return (f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}; "
-            f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
+    return describe(tensorflow=tf.__version__)
 
 
 def make_recording(path: Path, seconds: float, seed: int = 0) -> Path:

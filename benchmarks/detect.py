@@ -21,8 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +30,8 @@ import numpy as np
 import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 from songexplorer_core.detect import (  # noqa: E402
     BLOCK_WINDOWS,
@@ -113,8 +113,7 @@ def main(argv=None) -> int:
                         help="seconds of audio the naive per-window F-test loop runs on")
     args = parser.parse_args(argv)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}")
+    print(describe(numpy=np.__version__, scipy=scipy.__version__))
     print(f"default parameters {DetectParams().to_songexplorer()}, {RATE} Hz")
     settings = DetectParams().settings(RATE)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 import numpy as np  # noqa: E402
 
@@ -95,7 +96,7 @@ def main() -> int:
     try:
         config = (recipes.default_recipe if args.recipe == "default" else recipes.tutorial_recipe)(LABELS)
         ratio = recipes.DEFAULT_PRECISION_RECALL_RATIO
-        print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
+        print(describe())
         print(f"recipe: {args.recipe}: nsteps {config.nsteps}, learning rate {config.learning_rate}, mini-batch "
               f"{config.mini_batch}, P {config.parallelize}, validate every {config.validate_period} steps on "
               f"{config.validate_percentage:g} %, seeds {config.batch_seed}/{config.weights_seed}; thresholds at "

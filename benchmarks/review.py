@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +43,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 from songexplorer_core.annotations import concat_intervals, intervals_frame  # noqa: E402
 from songexplorer_core.classify import Probabilities  # noqa: E402
@@ -65,18 +66,6 @@ LABELS = (PULSE_LABEL, SINE_LABEL, AMBIENT_LABEL)
 #: SongExplorer v0.9.1's congruence on the tutorial's 60 s dense recording, 3 labels, 2 people,
 #: 20 thresholds (spec §12.2).
 SONGEXPLORER_CONGRUENCE_S = 355.0
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}"
 
 
 def median_time(run: Callable[[], object], runs: int) -> tuple[float, float, list[float], float]:
@@ -351,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.names if name not in known]
     if unknown:
         parser.error(f"unknown measurement(s) {unknown}; known: {list(known)}")
-    print(machine())
+    print(describe())
     for name in args.names or list(known):
         print(f"\n== {name}")
         for key, value in known[name](args.runs).items():

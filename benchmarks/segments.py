@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 DENSE_WAV = "demo-3.wav"
 
 
@@ -49,6 +51,7 @@ def main(argv=None) -> int:
     from songexplorer_core.ethogram import min_segment_durations, read_annotation_durations
     from songexplorer_core.train import train
 
+    print(describe())
     work = Path(tempfile.mkdtemp(prefix="bench-segments-")) if args.out is None else args.out
     try:
         project = make_demo_project(work / "demo", dense=True)

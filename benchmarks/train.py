@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 SHARED = ROOT / ".." / "shared"
 TUTORIAL = SHARED / "data" / "songexplorer-tutorial"
@@ -110,7 +111,7 @@ def main() -> None:
         folder = work / "groundtruth"
         folder.mkdir()
         source = ground_truth(folder)
-        print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
+        print(describe())
         print(f"ground truth: {source}")
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
