@@ -17,7 +17,8 @@ Statistics (all fractions in [0, 1], not percent):
   have. Overall P and R are the means over labels (NaNs skipped), F1 = 2PR/(P+R). Overlapped:
   per-label values come from each label's 2x2 matrix, overall values from their sum (as
   SongExplorer chooses the best checkpoint).
-* The best checkpoint has the highest overall F1 (earliest on ties). Per-label figures are
+* The best checkpoint has the highest overall F1; ties go to the lowest validation loss
+  (``history.csv``), else the earliest. Per-label figures are
   reported for the best checkpoint (SongExplorer printed the last one's: QUIRK 11, fixed).
 * Thresholds (§5.3), for each requested precision/recall ratio: the probability threshold at
   which a label's precision / recall equals the ratio on the validation taps. Fixed against
@@ -38,7 +39,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -439,20 +440,27 @@ def evaluate_checkpoint(npz_path: str | os.PathLike, *, ratios: Sequence[float] 
     return evaluate_results(load_validation(npz_path), ratios=ratios)
 
 
-def best_checkpoint(checkpoints: Sequence[CheckpointAccuracy]) -> CheckpointAccuracy:
-    """The checkpoint with the highest overall F1; the earliest wins ties; NaN F1s never win."""
-    best = None
-    for candidate in sorted(checkpoints, key=lambda c: c.checkpoint):
-        if math.isnan(candidate.overall_f1):
-            continue
-        if best is None or candidate.overall_f1 > best.overall_f1:
-            best = candidate
-    if best is None:
+def best_checkpoint(checkpoints: Sequence[CheckpointAccuracy],
+                    validation_loss: Mapping[int, float] | None = None) -> CheckpointAccuracy:
+    """The checkpoint with the highest overall F1; NaN F1s never win.
+
+    Ties (common: sparse validation annotations are often all right long before training is
+    done) go to the lowest validation loss when ``validation_loss`` (``{step: loss}``, e.g. from
+    ``history.csv``) knows it, else to the earliest checkpoint (SongExplorer's choice, which on
+    a tie picks a barely trained model)."""
+    def loss_of(c) -> float:
+        value = (validation_loss or {}).get(int(c.checkpoint), math.nan)
+        return float(value) if value is not None and math.isfinite(float(value)) else math.inf
+
+    defined = [c for c in checkpoints if not math.isnan(c.overall_f1)]
+    if not defined:
         if not checkpoints:
             raise AccuracyError("no checkpoints to choose from")
-        best = min(checkpoints, key=lambda c: c.checkpoint)
         warnings.warn("no checkpoint has a defined F1; reporting the first", AccuracyWarning, stacklevel=2)
-    return best
+        return min(checkpoints, key=lambda c: c.checkpoint)
+    top = max(c.overall_f1 for c in defined)
+    tied = [c for c in defined if c.overall_f1 == top]
+    return min(tied, key=lambda c: (loss_of(c), c.checkpoint))
 
 
 @dataclass(frozen=True)
@@ -533,13 +541,16 @@ def accuracy_report(train_dir: str | os.PathLike, ratios: Sequence[float] = (1.0
     if len(labels) > 1 or len(losses) > 1:
         raise AccuracyError(f"{train_dir}: checkpoints disagree on labels {sorted(labels)} or loss {sorted(losses)}; "
                             f"one folder must hold one training run")
-    history = None
+    history, validation_loss = None, None
     history_path = train_dir / "history.csv"
     if history_path.exists():
         history = pd.read_csv(history_path)
+        if {"step", "validation_loss"} <= set(history.columns):
+            validated = history.dropna(subset=["validation_loss"])
+            validation_loss = dict(zip(validated["step"].astype(int), validated["validation_loss"].astype(float)))
     return AccuracyReport(train_dir=train_dir, labels=checkpoints[0].labels, loss=checkpoints[0].loss,
-                          ratios=ratios, checkpoints=tuple(checkpoints), best=best_checkpoint(checkpoints),
-                          history=history)
+                          ratios=ratios, checkpoints=tuple(checkpoints),
+                          best=best_checkpoint(checkpoints, validation_loss), history=history)
 
 
 # ---------------------------------------------------------------------------------------------

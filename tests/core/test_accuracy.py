@@ -101,7 +101,7 @@ def test_best_checkpoint_is_reported_not_the_last(tmp_path):
     gt = [[0, 0], [1, 1], [2, 2]]
     save_validation(tmp_path / "validation.ckpt-10.npz", worse, gt)
     save_validation(tmp_path / "validation.ckpt-20.npz", perfect, gt)
-    save_validation(tmp_path / "validation.ckpt-30.npz", perfect, gt)  # tie: the earlier wins
+    save_validation(tmp_path / "validation.ckpt-30.npz", perfect, gt)  # tie: without a history the earlier wins
     save_validation(tmp_path / "validation.ckpt-40.npz", worse, gt)
     report = accuracy_report(tmp_path)
     assert [c.checkpoint for c in report.checkpoints] == [10, 20, 30, 40]
@@ -109,6 +109,15 @@ def test_best_checkpoint_is_reported_not_the_last(tmp_path):
     assert report.label_table()["recall"].tolist() == [1.0, 1.0, 1.0]  # the best's, not ckpt 40's
     table = report.checkpoint_table()
     assert table.loc[table["best"], "checkpoint"].tolist() == [20]
+    # with the training's history, a tie goes to the lower validation loss
+    pd.DataFrame({"step": [10, 20, 30, 40], "train_loss": 0.5, "train_accuracy": 0.9,
+                  "validation_loss": [0.9, 0.40, 0.15, 0.8], "validation_accuracy": 1.0,
+                  "elapsed_s": 1.0}).to_csv(tmp_path / "history.csv", index=False)
+    assert accuracy_report(tmp_path).best.checkpoint == 30
+    # ... but never beats a higher F1
+    pd.DataFrame({"step": [10, 20, 30, 40], "validation_loss": [0.01, 0.4, 0.3, 0.01]}).to_csv(
+        tmp_path / "history.csv", index=False)
+    assert accuracy_report(tmp_path).best.checkpoint == 30
 
 
 def test_threshold_at_known_ratio_on_uniform_scores():
