@@ -292,7 +292,10 @@ def read_annotation_durations(model_dir: str | os.PathLike) -> pd.DataFrame | No
     path = Path(model_dir) / ANNOTATION_DURATIONS_FILE
     if not path.exists():
         return None
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error}); retrain the model or delete the file") from None
     missing = {"label", "points", "ranges", "shortest_range_s"} - set(table.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}; retrain the model or delete the file")

@@ -24,6 +24,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -80,7 +81,8 @@ class TrainingConfig(dg.Config):
     ``"64,64"``, layer lists ``"1,3"`` or ``"1-3"``, times in ms, frequencies in Hz.
     """
 
-    recipe: str = Field(default="default", description="'default' (this project's) or 'tutorial' (SongExplorer's).")
+    recipe: Literal["default", "tutorial"] = Field(
+        default="default", description="'default' (this project's) or 'tutorial' (SongExplorer's).")
     labels_to_use: list[str] = Field(
         default=[], description="Labels to learn, in output order; empty = every label in the ground truth."
     )

@@ -207,3 +207,16 @@ def test_segments_shorter_than_half_the_shortest_annotated_range_are_dropped_poi
     assert 'min_segment_s: {"sine": 0.05}' in (tmp_path / "song.wav-ethogram.log").read_text()
     (unfiltered,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, min_segment_fraction=0)
     assert rows(read_intervals_csv(unfiltered)) == rows(frame)
+
+
+def test_a_damaged_annotation_durations_file_is_named_with_the_fix(tmp_path):
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+    from songexplorer_core.ethogram import read_annotation_durations
+
+    (tmp_path / ANNOTATION_DURATIONS_FILE).write_text("label,points\nsine,0\n")
+    with pytest.raises(ValueError, match=r"annotation-durations\.csv: missing column\(s\) \['ranges', 'shortest"):
+        read_annotation_durations(tmp_path)
+    (tmp_path / ANNOTATION_DURATIONS_FILE).write_bytes(b"")
+    with pytest.raises(ValueError, match="not a readable CSV.*retrain the model or delete the file"):
+        read_annotation_durations(tmp_path)
+    assert read_annotation_durations(tmp_path / "elsewhere") is None  # SongExplorer's models have none
