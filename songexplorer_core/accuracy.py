@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.atomic import atomic_write
+from songexplorer_core.figures import new_figure, save_png
 from songexplorer_core.ethogram import format_ratio, thresholds_csv_name, write_thresholds_csv
 
 EXCLUSIVE = "exclusive"
@@ -596,11 +597,11 @@ def write_accuracy_outputs(report: AccuracyReport, out_dir: str | os.PathLike | 
     if plots == "none":
         return written
     for c in report.checkpoints if plots == "all" else ():
-        written.append(_save(plot_confusion_matrix(c), out_dir / f"confusion-matrix.ckpt-{c.checkpoint}.png"))
-        written.append(_save(plot_precision_recall(c), out_dir / f"precision-recall.ckpt-{c.checkpoint}.png"))
-    written.append(_save(plot_confusion_matrix(report.best), out_dir / "confusion-matrix.png"))
-    written.append(_save(plot_precision_recall(report.best), out_dir / "precision-recall.png"))
-    written.append(_save(plot_training(report), out_dir / "train-validation-loss.png"))
+        written.append(save_png(plot_confusion_matrix(c), out_dir / f"confusion-matrix.ckpt-{c.checkpoint}.png"))
+        written.append(save_png(plot_precision_recall(c), out_dir / f"precision-recall.ckpt-{c.checkpoint}.png"))
+    written.append(save_png(plot_confusion_matrix(report.best), out_dir / "confusion-matrix.png"))
+    written.append(save_png(plot_precision_recall(report.best), out_dir / "precision-recall.png"))
+    written.append(save_png(plot_training(report), out_dir / "train-validation-loss.png"))
     return written
 
 
@@ -608,18 +609,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False)
     return path
-
-
-def _save(figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    return path
-
-
-def _figure(width: float, height: float):
-    # A bare Figure renders with Agg and touches no global pyplot state.
-    from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def plot_confusion_matrix(c: CheckpointAccuracy):
@@ -632,7 +621,7 @@ def plot_confusion_matrix(c: CheckpointAccuracy):
         matrices, titles, ticks = list(c.confusion), labels, [["present", "absent"]] * len(labels)
     n = len(matrices)
     size = 1.2 + 0.9 * len(ticks[0])
-    figure = _figure(size * n + 0.6, size + 0.8)
+    figure = new_figure(size * n + 0.6, size + 0.8)
     axes = figure.subplots(1, n, squeeze=False)[0]
     for ax, matrix, title, names in zip(axes, matrices, titles, ticks):
         matrix = np.asarray(matrix, dtype=np.float64)
@@ -664,7 +653,7 @@ def plot_precision_recall(c: CheckpointAccuracy):
     labels = list(c.labels)
     ncols = min(4, len(labels))
     nrows = -(-len(labels) // ncols)
-    figure = _figure(3.2 * ncols, 3.0 * nrows)
+    figure = new_figure(3.2 * ncols, 3.0 * nrows)
     axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, label in zip(axes, labels):
         curve = c.curves[label]
@@ -694,7 +683,7 @@ def plot_precision_recall(c: CheckpointAccuracy):
 def plot_training(report: AccuracyReport):
     """Training curves: every ``*loss*`` column of history.csv (log scale) and every
     ``*acc*`` column, against step; validation P, R and F1 per checkpoint."""
-    figure = _figure(8, 6)
+    figure = new_figure(8, 6)
     top, bottom = figure.subplots(2, 1, sharex=True)
     history = report.history
     if history is not None and len(history):

@@ -432,3 +432,24 @@ def layers_in(frame: pd.DataFrame) -> list[int]:
     """The layer indices a cluster table holds (``[]`` when it has no ``layer`` column)."""
     return sorted(int(x) for x in frame["layer"].unique()) if "layer" in frame.columns else []
 
+
+def plot_embedding(frame: pd.DataFrame, title: str):
+    """The embedding of one layer (a :func:`cluster_activations` table's rows of that layer):
+    one point per sound at ``x, y``, coloured by label, marked by kind. Returns a ``Figure``."""
+    from songexplorer_core.figures import new_figure
+
+    figure = new_figure(7, 5.5)
+    ax = figure.add_subplot()
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+               "tab:olive", "tab:cyan"]
+    markers = ["o", "^", "s", "x", "D", "v", "+"]
+    labels = sorted(frame["label"].astype(str).unique())
+    kinds = sorted(frame["kind"].astype(str).unique())
+    for (label, kind), rows in frame.groupby(["label", "kind"], sort=True):
+        ax.scatter(rows["x"], rows["y"], s=10, alpha=0.7, color=palette[labels.index(str(label)) % len(palette)],
+                   marker=markers[kinds.index(str(kind)) % len(markers)], label=f"{label} ({kind})")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    return figure

@@ -68,7 +68,8 @@ import pandas as pd
 
 from songexplorer_core.annotations import empty_intervals, intervals_frame, validate_intervals, \
     write_intervals_csv
-from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.atomic import atomic_write
+from songexplorer_core.figures import new_figure, save_png
 
 MEASURES = ("tic", "label")
 PORTIONS = ("union", "intersection")
@@ -1032,17 +1033,6 @@ def _write_table(frame: pd.DataFrame, path: Path, *, index: bool) -> Path:
     return path
 
 
-def _save_png(figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    return path
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplot state
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def plot_counts(result: Congruence, measure: str, label: str):
     """Bar chart of the ethogram's counts for one label (summed over recordings): everyone,
     then only/not per key, marked TP/FP/FN as SongExplorer does."""
@@ -1062,7 +1052,7 @@ def plot_counts(result: Congruence, measure: str, label: str):
             colours.append("tab:orange" if key == result.model else "silver")
     elif len(keys) == 2:
         names[2] += " (FN)"
-    figure = _figure(max(4.0, 0.7 * len(names) + 1.5), 3.6)
+    figure = new_figure(max(4.0, 0.7 * len(names) + 1.5), 3.6)
     ax = figure.add_subplot()
     values = [0 if pd.isna(v) else float(v) for v in values]
     ax.bar(range(len(values)), values, color=colours)
@@ -1083,7 +1073,7 @@ def plot_sweep(sweep: CongruenceSweep, measure: str, label: str, *, reference: s
     rows = scores[(scores["label"] == label) & (scores["measure"] == measure)
                   & (scores["reference"] == reference)].sort_values("threshold")
     t = rows["threshold"].to_numpy(float)
-    figure = _figure(10, 4)
+    figure = new_figure(10, 4)
     left, right = figure.subplots(1, 2)
     for column, colour, name in (("tp", "tab:green", "TP"), ("fp", "tab:red", "FP"), ("fn", "tab:orange", "FN")):
         left.plot(t, rows[column].to_numpy(float), "o-", color=colour, label=name, markersize=3)
@@ -1162,9 +1152,9 @@ def write_congruence_report(
             if sweep is not None:
                 figure = plot_sweep(sweep, measure, label, dense_threshold=dense[measure].get(label),
                                     sparse_threshold=(sparse_thresholds or {}).get(label))
-                written.append(_save_png(figure, folder / f"congruence.{measure}.{label}.png"))
+                written.append(save_png(figure, folder / f"congruence.{measure}.{label}.png"))
             if ethogram is not None:
-                written.append(_save_png(plot_counts(ethogram, measure, label),
+                written.append(save_png(plot_counts(ethogram, measure, label),
                                          folder / f"congruence.{measure}.{label}.counts.png"))
     return written
 

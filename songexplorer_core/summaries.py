@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from songexplorer_core.annotations import intervals_frame, validate_intervals, write_intervals_csv
-from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.atomic import atomic_write
+from songexplorer_core.figures import save_png
 
 BOUT = "bout"
 SUMMARY_COLUMNS = (
@@ -300,8 +301,6 @@ def write_summaries(intervals: pd.DataFrame, durations_s: Mapping[str, float], f
     found = bouts(intervals, rate=rate, max_gap_s=max_gap_s)
     written.append(write_intervals_csv(found.drop(columns="events"), folder / "bouts.csv"))
     if plot:
-        figure = plot_ethogram(intervals, durations_s, rate=rate, labels=chosen)
-        with atomic_path(folder / "ethogram.png") as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-        written.append(folder / "ethogram.png")
+        written.append(save_png(plot_ethogram(intervals, durations_s, rate=rate, labels=chosen),
+                                folder / "ethogram.png"))
     return written

@@ -23,6 +23,7 @@ import dagster as dg
 import pandas as pd
 
 from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.figures import save_png
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.assets.models import GPU_OP_TAGS, GPU_POOL, models_dir, trained_model
 from songexplorer_dagster.assets.recordings import recordings
@@ -183,9 +184,7 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
 
     figure = plot_ethogram(shown.drop(columns=["ratio"]), {wav_path.name: recording_info(wav_path).duration_s},
                            rate=rate)
-    png = parquet.with_suffix(".png")
-    with atomic_path(png) as temporary:
-        figure.savefig(temporary, dpi=80)
+    png = save_png(figure, parquet.with_suffix(".png"), dpi=80)
     context.log.info(f"{wav_path.name}: {len(shown)} predicted intervals ({method}, {first_ratio}): {counts}")
     return dg.MaterializeResult(
         metadata={

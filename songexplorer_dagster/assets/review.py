@@ -31,6 +31,7 @@ from pydantic import Field
 
 from songexplorer_core.annotations import COLUMNS, concat_intervals, empty_intervals
 from songexplorer_core.atomic import atomic_path, atomic_write
+from songexplorer_core.figures import save_png
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.assets.annotations import annotations, annotations_path
 from songexplorer_dagster.assets.congruence import choose_ratio, read_ethogram, recording_names
@@ -99,12 +100,6 @@ def _markdown_counts(frame: pd.DataFrame, rows: str, columns: str = "label") -> 
     if not len(frame):
         return dg.MetadataValue.md("(none)")
     return dg.MetadataValue.md(frame.groupby([rows, columns]).size().unstack(fill_value=0).to_markdown())
-
-
-def _save_png(figure, path: Path) -> Path:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=80)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,27 +434,6 @@ class ClusterConfig(dg.Config):
                              exaggeration=self.exaggeration, seed=self.seed)
 
 
-def scatter_figure(frame: pd.DataFrame, title: str):
-    """The embedding: one point per sound, coloured by label, marked by kind."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 5.5), layout="constrained")
-    ax = figure.add_subplot()
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
-               "tab:olive", "tab:cyan"]
-    markers = ["o", "^", "s", "x", "D", "v", "+"]
-    labels = sorted(frame["label"].astype(str).unique())
-    kinds = sorted(frame["kind"].astype(str).unique())
-    for (label, kind), rows in frame.groupby(["label", "kind"], sort=True):
-        ax.scatter(rows["x"], rows["y"], s=10, alpha=0.7, color=palette[labels.index(str(label)) % len(palette)],
-                   marker=markers[kinds.index(str(kind)) % len(markers)], label=f"{label} ({kind})")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, markerscale=1.5, loc="best")
-    return figure
-
-
 @dg.asset(
     deps=[activations],
     group_name="review",
@@ -469,7 +443,7 @@ def scatter_figure(frame: pd.DataFrame, title: str):
 def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: ProjectResource) -> dg.MaterializeResult:
     """Embed the activations; write the annotator's ``outputs/cluster/cluster.parquet``."""
     from songexplorer_core.activations import read_activations, resolve_layers
-    from songexplorer_core.cluster import cluster_activations, cluster_path, write_cluster
+    from songexplorer_core.cluster import cluster_activations, cluster_path, plot_embedding, write_cluster
 
     acts = read_activations(activations_path(project))
     params = config.params()
@@ -488,8 +462,8 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
     outputs = project.project().outputs
     path = write_cluster(view, cluster_path(outputs))
     every_layer = write_cluster(table, outputs / "cluster" / "cluster-layers.parquet")
-    png = _save_png(scatter_figure(view, f"{params.method}, layer {shown} ({acts.layer_names[shown]}), "
-                                         f"{len(view)} sounds"), outputs / "cluster" / "cluster.png")
+    png = save_png(plot_embedding(view, f"{params.method}, layer {shown} ({acts.layer_names[shown]}), "
+                                        f"{len(view)} sounds"), outputs / "cluster" / "cluster.png", dpi=80)
     context.log.info(f"{len(view)} sounds embedded with {params.method} in {seconds:.1f} s "
                      f"(layers {embedded}, shown {shown}) -> {path}")
     return dg.MaterializeResult(metadata={
