@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from, progress_bar
 from songexplorer_core.activations import (
     DEFAULT_EQUALIZE_RATIO,
     DEFAULT_MAX_SOUNDS,
@@ -72,19 +72,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
 
     configure_compute_from(args)
     from songexplorer_core.activations import activations_from_ground_truth, write_activations  # noqa: PLC0415
     from songexplorer_core.models import load_trained_model  # noqa: PLC0415
 
     trained = load_trained_model(args.model)
-    bar = tqdm(total=None, unit="sound", desc="activations", disable=args.no_progress, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+    bar, progress = progress_bar("activations", "sound", disable=args.no_progress)
 
     try:
         acts = activations_from_ground_truth(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from, progress_bar
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,
@@ -105,13 +105,7 @@ def run(args) -> int:
                          f"run them with different --out-dir")
     failures = []
     for path in recordings:
-        bar = tqdm(total=None, desc=path.name, unit="sample", unit_scale=True, disable=args.no_progress,
-                   file=sys.stderr, leave=False)
-
-        def progress(done, total, bar=bar):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+        bar, progress = progress_bar(path.name, "sample", disable=args.no_progress, unit_scale=True, leave=False)
 
         try:
             probs = classifier.classify_recording(path, prevalences=prevalences, edges=args.edges,

@@ -7,8 +7,7 @@ project, write to ``outputs/cluster/cluster.parquet``: the annotator's cluster v
 
 from __future__ import annotations
 
-import sys
-
+from songexplorer_core.cli.options import progress_bar
 from songexplorer_core.cluster import METHODS, ClusterParams
 
 _DEFAULTS = ClusterParams()
@@ -74,19 +73,13 @@ def params_from_args(args) -> ClusterParams:
 
 
 def run(args) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
 
     from songexplorer_core.activations import read_activations  # noqa: PLC0415
     from songexplorer_core.cluster import cluster_activations, write_cluster  # noqa: PLC0415
 
     params = params_from_args(args)  # check the settings before reading
     acts = read_activations(args.activations)
-    bar = tqdm(total=None, unit="layer", desc=f"cluster ({params.method})", disable=args.no_progress, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+    bar, progress = progress_bar(f"cluster ({params.method})", "layer", disable=args.no_progress)
 
     try:
         frame = cluster_activations(acts, layers=args.layers, params=params, progress=progress)

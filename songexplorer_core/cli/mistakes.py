@@ -9,9 +9,7 @@ output stored in an activations file.
 
 from __future__ import annotations
 
-import sys
-
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from
+from songexplorer_core.cli.options import add_compute_options, configure_compute_from, progress_bar
 
 
 def register(subparsers) -> None:
@@ -67,19 +65,13 @@ def run(args) -> int:
     else:
         if not (args.groundtruth and args.model):
             raise ValueError("give --groundtruth and --model (or --activations FILE)")
-        from tqdm import tqdm  # noqa: PLC0415
 
         configure_compute_from(args)
         from songexplorer_core.mistakes import find_mistakes  # noqa: PLC0415
         from songexplorer_core.models import load_trained_model  # noqa: PLC0415
 
         trained = load_trained_model(args.model)
-        bar = tqdm(total=None, unit="sound", desc="mistakes", disable=args.no_progress, file=sys.stderr)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+        bar, progress = progress_bar("mistakes", "sound", disable=args.no_progress)
 
         try:
             table = find_mistakes(trained, args.groundtruth, kinds=[k for k in args.kinds.split(",") if k],

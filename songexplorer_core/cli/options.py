@@ -18,3 +18,20 @@ def configure_compute_from(args):
     from songexplorer_core.compute import configure_compute
 
     return configure_compute(args.device, args.threads)
+
+
+def progress_bar(desc: str, unit: str, *, disable: bool, **tqdm_kwargs):
+    """A progress bar on stderr and the ``progress(done, total)`` callback core functions take
+    to move it. Returns ``(bar, progress)``; close the bar when done."""
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, unit=unit, disable=disable, file=sys.stderr, **tqdm_kwargs)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, progress
