@@ -17,17 +17,27 @@ Statistics (all fractions in [0, 1], not percent):
   have. Overall P and R are the means over labels (NaNs skipped), F1 = 2PR/(P+R). Overlapped:
   per-label values come from each label's 2x2 matrix, overall values from their sum (as
   SongExplorer chooses the best checkpoint).
-* The best checkpoint has the highest overall F1; ties go to the lowest validation loss
-  (``history.csv``), else the earliest. Per-label figures are
-  reported for the best checkpoint (SongExplorer printed the last one's: QUIRK 11, fixed).
-* Thresholds (§5.3), for each requested precision/recall ratio: the probability threshold at
-  which a label's precision / recall equals the ratio on the validation taps. Fixed against
-  SongExplorer (QUIRK 10): scores are the probabilities ethogram thresholds (softmax for
-  exclusive, sigmoid for overlapped; SongExplorer used the sigmoid of softmax logits), masked
-  taps count neither as positives nor as negatives, the precision-recall curve is exact (every
-  distinct score, not a 20-point grid with linear extrapolation), a label without true
-  validation taps gets NaN and a warning instead of a crash, and a ratio that cannot be reached
-  gives the closest threshold with a warning instead of an extrapolation.
+* The kept checkpoint (``AccuracyReport.best``) is by default the **last** validated one, as
+  SongExplorer's tutorial freezes ``ckpt-<nsteps>``; ``choose="best-f1"`` keeps the one with the
+  highest overall F1 instead (ties to the lowest validation loss in ``history.csv``, else the
+  earliest). On real song the last one generalises better: sparse validation F1 jumps around
+  between checkpoints (0.91-1.0 on the tutorial data) and picking its maximum picked an earlier,
+  less trained network that predicted 25 % more pulses on an unseen recording (docs/recipe.md).
+  Per-label figures are reported for the kept checkpoint (SongExplorer printed the last one's).
+* Thresholds, for each requested precision/recall ratio, by default **SongExplorer's way**
+  (``threshold_method="songexplorer"``, its ``src/lib.py``
+  ``calculate_precision_recall_specificity``): 20 raw logits evenly from the lowest to the
+  highest logit of the label's true validation taps, precision and recall counting taps at or
+  above each, and the threshold is the logistic of the logit at which precision/recall equals
+  the ratio, interpolated linearly (extrapolated beyond the grid). For an exclusive model the
+  logistic of a softmax logit is not the softmax probability the ethogram compares it with
+  (SongExplorer's QUIRK 10), but it is what SongExplorer's thresholds are, and on real song they
+  are far better than thresholds set on the probabilities themselves (on SongExplorer's
+  round-2 recording 645 predicted pulses against its own 589 with precision 0.91, instead of
+  1 052 with precision 0.56; docs/recipe.md). Kept from our earlier fix: masked taps count
+  neither as positives nor negatives, and a label without true validation taps gets NaN and a
+  warning instead of a crash. ``threshold_method="exact"`` gives thresholds on the
+  probabilities themselves over every distinct score (:func:`threshold_at_ratio`).
   A tap counts as the label when its probability is strictly above the threshold, as in
   ethogram; precision here is the plain TP/(TP+FP) on the validation taps.
 """
@@ -57,6 +67,12 @@ OVERLAPPED = "overlapped"
 VALIDATION_NPZ = re.compile(r"^(?:logits\.)?validation\.ckpt-(?P<step>\d+)\.npz$")
 
 PLOTS = ("all", "best", "none")
+#: How thresholds are computed: SongExplorer's logit grid (default) or exactly on the probabilities.
+THRESHOLD_METHODS = ("songexplorer", "exact")
+#: Which checkpoint a training run keeps: the last validated one (default) or the highest F1.
+CHECKPOINT_CHOICES = ("last", "best-f1")
+#: SongExplorer's ``nprobabilities`` (configuration.py): points of its threshold grid.
+SONGEXPLORER_NPROBABILITIES = 20
 
 
 class AccuracyError(ValueError):
@@ -335,6 +351,46 @@ def threshold_at_ratio(curve: PrecisionRecallCurve, ratio: float) -> float:
     return float(t0 + fraction * (t1 - t0))
 
 
+def songexplorer_threshold(logits_true: np.ndarray, logits_false: np.ndarray, ratio: float, *,
+                           nprobabilities: int = SONGEXPLORER_NPROBABILITIES, label: str = "") -> float:
+    """SongExplorer's threshold for one label at precision/recall ``ratio`` (see the module
+    docstring): the logistic of the raw logit, on a grid of ``nprobabilities`` logits from the
+    lowest to the highest logit of the true taps, at which precision/recall = ``ratio``
+    (linear interpolation, extrapolated). NaN with a warning when there are no true taps."""
+    from scipy import interpolate  # noqa: PLC0415 (only needed here)
+
+    true = np.asarray(logits_true, dtype=np.float64).ravel()
+    false = np.asarray(logits_false, dtype=np.float64).ravel()
+    if true.size == 0:
+        warnings.warn(f"label {label!r} has no true validation taps: its threshold is NaN "
+                      f"(annotate more of it, or validate on more data)", AccuracyWarning, stacklevel=2)
+        return float("nan")
+    grid = np.linspace(true.min(), true.max(), int(nprobabilities))
+    if grid[0] == grid[-1]:  # one true logit: nothing to interpolate between
+        return float(sigmoid(grid[0]))
+    tp = true.size - np.searchsorted(np.sort(true), grid, side="left")
+    fp = false.size - np.searchsorted(np.sort(false), grid, side="left")
+    precision, recall = tp / (tp + fp), tp / true.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = interpolate.interp1d(precision / recall, sigmoid(grid), fill_value="extrapolate")
+        return float(curve(float(ratio)))
+
+
+def label_logits(results: ValidationResults) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per label, the raw logits of unmasked taps that are / are not that label."""
+    scores = {}
+    for index, label in enumerate(results.labels):
+        column = results.logits[..., index]
+        if results.loss == EXCLUSIVE:
+            truth = results.groundtruth
+            true, false = truth == index, (truth >= 0) & (truth != index)
+        else:
+            truth = results.groundtruth[..., index]
+            true, false = truth == 1, truth == 0
+        scores[label] = (column[true], column[false])
+    return scores
+
+
 def label_scores(results: ValidationResults) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per label, the probabilities of unmasked taps that are / are not that label."""
     probabilities = probabilities_of(results)
@@ -395,8 +451,15 @@ class CheckpointAccuracy:
         return table
 
 
-def evaluate_results(results: ValidationResults, *, ratios: Sequence[float] = (1.0,)) -> CheckpointAccuracy:
-    """Statistics and thresholds of loaded validation results (see the module docstring)."""
+def evaluate_results(results: ValidationResults, *, ratios: Sequence[float] = (1.0,),
+                     threshold_method: str = "songexplorer") -> CheckpointAccuracy:
+    """Statistics and thresholds of loaded validation results (see the module docstring).
+
+    Args:
+        threshold_method: ``"songexplorer"`` (default) or ``"exact"`` (:data:`THRESHOLD_METHODS`).
+    """
+    if threshold_method not in THRESHOLD_METHODS:
+        raise AccuracyError(f"threshold_method must be one of {THRESHOLD_METHODS}, not {threshold_method!r}")
     labels = results.labels
     matrix = confusion_matrix(results.groundtruth, results.logits, loss=results.loss)
     if results.loss == EXCLUSIVE:
@@ -417,13 +480,17 @@ def evaluate_results(results: ValidationResults, *, ratios: Sequence[float] = (1
                       stacklevel=2)
     curves = {label: precision_recall_curve(true, false, label=label)
               for label, (true, false) in label_scores(results).items()}
+    logits = label_logits(results) if threshold_method == "songexplorer" else {}
     thresholds: dict[float, dict[str, float]] = {}
     for ratio in ratios:
         table = {}
         for label in labels:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AccuracyWarning)
-                table[label] = threshold_at_ratio(curves[label], float(ratio))
+                if threshold_method == "songexplorer":
+                    table[label] = songexplorer_threshold(*logits[label], float(ratio), label=label)
+                else:
+                    table[label] = threshold_at_ratio(curves[label], float(ratio))
             for warning in caught:
                 if curves[label].ntrue:  # labels without taps were reported above
                     warnings.warn(f"{results.path}: {warning.message}", AccuracyWarning, stacklevel=2)
@@ -436,19 +503,19 @@ def evaluate_results(results: ValidationResults, *, ratios: Sequence[float] = (1
     )
 
 
-def evaluate_checkpoint(npz_path: str | os.PathLike, *, ratios: Sequence[float] = (1.0,)) -> CheckpointAccuracy:
+def evaluate_checkpoint(npz_path: str | os.PathLike, *, ratios: Sequence[float] = (1.0,),
+                        threshold_method: str = "songexplorer") -> CheckpointAccuracy:
     """Accuracy and thresholds of one ``validation.ckpt-<N>.npz``."""
-    return evaluate_results(load_validation(npz_path), ratios=ratios)
+    return evaluate_results(load_validation(npz_path), ratios=ratios, threshold_method=threshold_method)
 
 
 def best_checkpoint(checkpoints: Sequence[CheckpointAccuracy],
                     validation_loss: Mapping[int, float] | None = None) -> CheckpointAccuracy:
-    """The checkpoint with the highest overall F1; NaN F1s never win.
+    """The checkpoint with the highest overall F1; NaN F1s never win (``choose="best-f1"``).
 
     Ties (common: sparse validation annotations are often all right long before training is
     done) go to the lowest validation loss when ``validation_loss`` (``{step: loss}``, e.g. from
-    ``history.csv``) knows it, else to the earliest checkpoint (SongExplorer's choice, which on
-    a tie picks a barely trained model)."""
+    ``history.csv``) knows it, else to the earliest checkpoint."""
     def loss_of(c) -> float:
         value = (validation_loss or {}).get(int(c.checkpoint), math.nan)
         return float(value) if value is not None and math.isfinite(float(value)) else math.inf
@@ -464,9 +531,23 @@ def best_checkpoint(checkpoints: Sequence[CheckpointAccuracy],
     return min(tied, key=lambda c: (loss_of(c), c.checkpoint))
 
 
+def choose_checkpoint(checkpoints: Sequence[CheckpointAccuracy], choose: str = "last",
+                      validation_loss: Mapping[int, float] | None = None) -> CheckpointAccuracy:
+    """The checkpoint a training run keeps: the last validated one (``"last"``, SongExplorer's
+    tutorial) or :func:`best_checkpoint` (``"best-f1"``)."""
+    if choose not in CHECKPOINT_CHOICES:
+        raise AccuracyError(f"choose must be one of {CHECKPOINT_CHOICES}, not {choose!r}")
+    if not checkpoints:
+        raise AccuracyError("no checkpoints to choose from")
+    if choose == "last":
+        return max(checkpoints, key=lambda c: c.checkpoint)
+    return best_checkpoint(checkpoints, validation_loss)
+
+
 @dataclass(frozen=True)
 class AccuracyReport:
-    """Accuracy of every checkpoint of one training run."""
+    """Accuracy of every checkpoint of one training run; ``best`` is the checkpoint kept
+    (:func:`choose_checkpoint`: the last one unless asked for the highest F1)."""
 
     train_dir: Path
     labels: tuple[str, ...]
@@ -515,13 +596,17 @@ class AccuracyReport:
 
 
 def accuracy_report(train_dir: str | os.PathLike, ratios: Sequence[float] = (1.0,), *,
-                    progress: Callable[[int, int], None] | None = None) -> AccuracyReport:
+                    progress: Callable[[int, int], None] | None = None, choose: str = "last",
+                    threshold_method: str = "songexplorer") -> AccuracyReport:
     """Evaluate every ``validation.ckpt-<N>.npz`` of a training folder.
 
     Args:
         train_dir: the training output folder.
         ratios: precision/recall ratios to compute thresholds for (SongExplorer's ``P/R``;
             1.0 = equal precision and recall, larger favours precision).
+        choose: which checkpoint is kept as :attr:`AccuracyReport.best`: ``"last"`` (default)
+            or ``"best-f1"`` (:func:`choose_checkpoint`).
+        threshold_method: ``"songexplorer"`` (default) or ``"exact"`` (see the module docstring).
         progress: called with ``(done, total)`` after each checkpoint.
     """
     train_dir = Path(train_dir)
@@ -534,7 +619,7 @@ def accuracy_report(train_dir: str | os.PathLike, ratios: Sequence[float] = (1.0
         raise AccuracyError(f"precision/recall ratios must be positive numbers, got {list(ratios)}")
     checkpoints = []
     for done, path in enumerate(files, start=1):
-        checkpoints.append(evaluate_checkpoint(path, ratios=ratios))
+        checkpoints.append(evaluate_checkpoint(path, ratios=ratios, threshold_method=threshold_method))
         if progress is not None:
             progress(done, len(files))
     labels = {c.labels for c in checkpoints}
@@ -551,7 +636,7 @@ def accuracy_report(train_dir: str | os.PathLike, ratios: Sequence[float] = (1.0
             validation_loss = dict(zip(validated["step"].astype(int), validated["validation_loss"].astype(float)))
     return AccuracyReport(train_dir=train_dir, labels=checkpoints[0].labels, loss=checkpoints[0].loss,
                           ratios=ratios, checkpoints=tuple(checkpoints),
-                          best=best_checkpoint(checkpoints, validation_loss), history=history)
+                          best=choose_checkpoint(checkpoints, choose, validation_loss), history=history)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -262,6 +262,12 @@ class Augmentation:
         dc: offset drawn uniformly from ``(low, high)`` per example and channel, added.
         reverse: time-reverse each example with probability 1/2 (its targets are reversed too).
         invert: multiply each example by -1 with probability 1/2.
+        background_label: the label of background sound (``ambient``) for ``mix``.
+        mix: not in SongExplorer. Every example of another label is scaled by a gain drawn
+            log-uniformly from ``(low, high)`` and a window of real background (drawn like a
+            training example of ``background_label``) is added to it, so song is seen at
+            lower signal-to-noise ratios over the recordings' own noise, as faint song sounds
+            in a recording. Applied before the other augmentations.
     """
 
     volume: tuple[float, float] = (1.0, 1.0)
@@ -269,9 +275,11 @@ class Augmentation:
     dc: tuple[float, float] = (0.0, 0.0)
     reverse: bool = False
     invert: bool = False
+    background_label: str | None = None
+    mix: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self):
-        for name in ("volume", "noise", "dc"):
+        for name in ("volume", "noise", "dc", "mix"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = value.split(",")
@@ -281,6 +289,13 @@ class Augmentation:
             object.__setattr__(self, name, value)
         if self.noise[0] < 0:
             raise DatasetError(f"augmentation noise s.d. must be >= 0, not {self.noise}")
+        if self.mix[0] <= 0:
+            raise DatasetError(f"augmentation mix gains must be > 0, not {self.mix}")
+        if self.mix != (1.0, 1.0) and not self.background_label:
+            raise DatasetError("augmentation mix needs background_label: the label of background sound to mix "
+                               "song with (e.g. ambient)")
+        if self.background_label is not None:
+            object.__setattr__(self, "background_label", str(self.background_label) or None)
         for name in ("reverse", "invert"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -288,9 +303,13 @@ class Augmentation:
             object.__setattr__(self, name, bool(value))
 
     @property
+    def mixes(self) -> bool:
+        return self.mix != (1.0, 1.0) and bool(self.background_label)
+
+    @property
     def active(self) -> bool:
         return (self.volume != (1.0, 1.0) or self.noise != (0.0, 0.0) or self.dc != (0.0, 0.0)
-                or self.reverse or self.invert)
+                or self.reverse or self.invert or self.mixes)
 
 
 def augment(audio: np.ndarray, targets: np.ndarray, params: Augmentation, rng: np.random.Generator
@@ -447,9 +466,33 @@ class Dataset:
         offsets = self._draw_offsets(sounds, rng)
         audio = self._cut(sounds, offsets)
         targets = self._targets(sounds, offsets)
+        if augmentation is not None and augmentation.mixes:
+            audio = self._mix_background(audio, sounds, augmentation, augment_rng or rng)
         if augmentation is not None and augmentation.active:
             audio, targets = augment(audio, targets, augmentation, augment_rng or rng)
         return Batch(audio=audio, targets=targets, sounds=sounds, offset_tic=offsets)
+
+    def _mix_background(self, audio: np.ndarray, sounds: np.ndarray, params: Augmentation,
+                        rng: np.random.Generator) -> np.ndarray:
+        """``Augmentation.mix``: song examples scaled down and laid over real background."""
+        label = params.background_label
+        if label not in self.labels:
+            raise DatasetError(f"augmentation background_label {label!r} is not one of the labels in use "
+                               f"{self.labels}; name the label of background sound (e.g. ambient)")
+        index = self.labels.index(label)
+        training = self.indices(TRAINING)
+        background = training[(self._label_index[training] == index) & (self._target[training] == 1)]
+        if not len(background):
+            raise DatasetError(f"augmentation mix: no training annotations of background_label {label!r}; "
+                               f"annotate some background, or leave mix at (1, 1)")
+        song = self._label_index[sounds] != index
+        n = int(song.sum())
+        if n:
+            chosen = background[rng.integers(len(background), size=n)]
+            lo, hi = np.log(params.mix[0]), np.log(params.mix[1])
+            gain = np.exp(rng.uniform(lo, hi, size=(n, 1, 1))).astype(np.float32)
+            audio[song] = gain * audio[song] + self._cut(chosen, self._draw_offsets(chosen, rng))
+        return audio
 
     def fixed_offsets(self, which: str, rng: np.random.Generator | None = None) -> np.ndarray:
         """One point per annotation of a set, drawn once (seeded by ``rng`` the first time) and
@@ -502,8 +545,12 @@ def annotation_durations(dataset: Dataset) -> pd.DataFrame:
     One row per label (``not_`` labels of an overlapped model are skipped: they mark absence):
     ``label``, ``points`` (annotations with ``start == stop``), ``ranges`` (the others),
     ``shortest_range_s`` and ``median_range_s`` (durations of the ranges, seconds; NaN without
-    ranges). A label annotated only with ranges is a *segment* label (sine song, a syllable);
-    its shortest range says how short a real one can be (``ethogram.min_segment_durations``).
+    ranges), ``shortest_gap_s`` (seconds between the closest two point annotations of the label
+    in one recording; NaN with fewer than two). A label annotated only with ranges is a
+    *segment* label (sine song, a syllable); its shortest range says how short a real one can be
+    (``ethogram.min_segment_durations``). A label annotated only with points is an *event* label
+    (pulses); its shortest gap says how close two real ones can be
+    (``ethogram.event_refractory``).
     """
     sounds = dataset.sounds
     positive = ~sounds["label"].astype(str).str.startswith(dataset.overlapped_prefix) \
@@ -513,10 +560,16 @@ def annotation_durations(dataset: Dataset) -> pd.DataFrame:
         mine = sounds[positive & (sounds["label"].astype(str) == label)]
         seconds = (mine["stop"] - mine["start"]).to_numpy() / float(dataset.rate)
         ranges = seconds[seconds > 0]
+        gaps = [np.diff(np.unique(group["start"].to_numpy(np.int64))) for _, group in
+                mine[(mine["stop"] == mine["start"])].groupby("recording", sort=False)]
+        gaps = np.concatenate(gaps) if gaps else np.empty(0, np.int64)
+        gaps = gaps[gaps > 0]
         rows.append({"label": label, "points": int((seconds == 0).sum()), "ranges": int(ranges.size),
                      "shortest_range_s": float(ranges.min()) if ranges.size else math.nan,
-                     "median_range_s": float(np.median(ranges)) if ranges.size else math.nan})
-    return pd.DataFrame(rows, columns=["label", "points", "ranges", "shortest_range_s", "median_range_s"])
+                     "median_range_s": float(np.median(ranges)) if ranges.size else math.nan,
+                     "shortest_gap_s": float(gaps.min()) / float(dataset.rate) if gaps.size else math.nan})
+    return pd.DataFrame(rows, columns=["label", "points", "ranges", "shortest_range_s", "median_range_s",
+                                       "shortest_gap_s"])
 
 
 def make_dataset(

@@ -62,6 +62,9 @@ METHODS = ("threshold", "maxprob")
 #: Predicted segments shorter than this fraction of the label's shortest annotated range are
 #: dropped (None or 0: keep everything, as SongExplorer).
 DEFAULT_MIN_SEGMENT_FRACTION = 0.5
+#: Peaks of a point-annotated label's probability closer than this fraction of the label's
+#: shortest annotated gap are one event (None or 0: one event per run of samples, as SongExplorer).
+DEFAULT_EVENT_REFRACTORY_FRACTION = 0.5
 #: Accepted everywhere a method is: the two methods, or ``"auto"`` (:func:`choose_method`).
 METHOD_CHOICES = ("auto", *METHODS)
 DEFAULT_METHOD = "auto"
@@ -193,6 +196,46 @@ def _sample_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return change[0::2], change[1::2] - 1
 
 
+def split_at_peaks(on: np.ndarray, column: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of True in ``on`` re-cut so that each holds one peak of ``column``.
+
+    Peaks are local maxima of ``column`` inside the runs (a flat top counts once, at its
+    middle), at least ``distance`` samples apart: of two closer ones the higher is kept
+    (``scipy.signal.find_peaks``). A run holding several kept peaks is split at the lowest
+    sample between each two; a run holding none is dropped (it is a fragment of the event whose
+    peak suppressed it). Returns first and last sample (inclusive) of each event, in order.
+    """
+    from scipy.signal import find_peaks  # noqa: PLC0415 (scipy.signal is slow to import)
+
+    first, last = _sample_runs(on)
+    if first.size == 0:
+        return first, last
+    masked = np.where(np.asarray(on, dtype=bool), np.asarray(column, dtype=np.float64), -1.0)
+    peaks, _ = find_peaks(np.concatenate([[-2.0], masked, [-2.0]]), distance=max(1, int(distance)))
+    peaks = peaks - 1
+    peaks = peaks[np.asarray(on, dtype=bool)[peaks]]
+    run = np.searchsorted(first, peaks, side="right") - 1
+    starts, stops = [], []
+    for r in np.unique(run):
+        mine = peaks[run == r]
+        bounds = [int(first[r])]
+        for a, b in zip(mine[:-1], mine[1:]):
+            lowest = int(a + np.argmin(masked[a: b + 1]))
+            bounds.append(min(max(lowest, a + 1), b))  # the trough starts the later event
+        bounds.append(int(last[r]) + 1)
+        starts += bounds[:-1]
+        stops += [x - 1 for x in bounds[1:]]
+    return np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64)
+
+
+def _runs(on: np.ndarray, column: np.ndarray, label: str, probs: Probabilities,
+          events: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    refractory_s = (events or {}).get(label)
+    if refractory_s:
+        return split_at_peaks(on, column, int(round(refractory_s * probs.output_rate)))
+    return _sample_runs(on)
+
+
 def samples_to_tics(first: np.ndarray, last: np.ndarray, *, stride_tics: int,
                     ntics: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """SongExplorer's conversion of inclusive sample runs to inclusive tic intervals:
@@ -232,8 +275,8 @@ def choose_method(method: str, probs: Probabilities) -> str:
     return "maxprob" if probs.loss == "exclusive" else "threshold"
 
 
-def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None
-                       ) -> pd.DataFrame:
+def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None,
+                       events: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Predicted intervals: runs of samples with probability strictly above each label's threshold.
 
     Args:
@@ -241,6 +284,9 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
         thresholds: ``{label: threshold}`` (a NaN threshold never fires; a label with no
             threshold is not predicted).
         wav: recording basename for the ``wav`` column (default ``probs.wav``).
+        events: ``{label: refractory seconds}``: these labels give one interval per peak of
+            their probability (:func:`split_at_peaks`), peaks closer than the refractory
+            interval being one event (:func:`event_refractory`).
 
     Returns:
         An interval table (kind ``predicted``), sorted by start tic then label.
@@ -249,7 +295,7 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
     starts, stops, labels = [], [], []
     for label, threshold in thresholds.items():
         column = probs.column(label)
-        first, last = _sample_runs(column > float(threshold))
+        first, last = _runs(column > float(threshold), column, label, probs, events)
         start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
         starts.append(start)
         stops.append(stop)
@@ -257,14 +303,15 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
     return _table(wav, starts, stops, labels)
 
 
-def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, *, wav: str | None = None
-                     ) -> pd.DataFrame:
+def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, *, wav: str | None = None,
+                     events: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Predicted intervals: at each sample the label of maximum probability; consecutive equal
     labels form one interval. Samples whose probabilities are all zero (SongExplorer's leading
     padding) are left unlabelled.
 
     Args:
         labels: which labels compete (default all), e.g. a thresholds file's labels.
+        events: as for :func:`ethogram_threshold`: one interval per peak for these labels.
     """
     wav = _wav_name(probs, wav)
     labels = list(probs.labels if labels is None else labels)
@@ -276,7 +323,7 @@ def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, 
     winner[values.max(axis=1) <= 0] = -1
     starts, stops, names = [], [], []
     for index, label in enumerate(labels):
-        first, last = _sample_runs(winner == index)
+        first, last = _runs(winner == index, values[:, index], label, probs, events)
         start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
         starts.append(start)
         stops.append(stop)
@@ -315,6 +362,22 @@ def min_segment_durations(durations: pd.DataFrame | None, fraction: float | None
     segments = durations[(durations["points"] == 0) & (durations["ranges"] > 0)]
     return {str(row.label): float(fraction) * float(row.shortest_range_s) for row in segments.itertuples()
             if math.isfinite(float(row.shortest_range_s))}
+
+
+def event_refractory(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION
+                     ) -> dict[str, float]:
+    """``{label: seconds}``: for each label annotated only with points (pulses), ``fraction`` x
+    the shortest gap between two of its annotations; peaks of its probability closer than that
+    are one event (:func:`split_at_peaks`). Labels with ranges, or fewer than two points in a
+    recording, get none; so does everything when ``fraction`` is None or 0 or ``durations`` is
+    None (e.g. a model trained before ``shortest_gap_s`` was written)."""
+    if durations is None or not fraction or "shortest_gap_s" not in durations.columns:
+        return {}
+    if fraction < 0:
+        raise ValueError(f"event_refractory_fraction must be >= 0, not {fraction}")
+    points = durations[(durations["points"] > 0) & (durations["ranges"] == 0)]
+    return {str(row.label): float(fraction) * float(row.shortest_gap_s) for row in points.itertuples()
+            if math.isfinite(float(row.shortest_gap_s)) and float(row.shortest_gap_s) > 0}
 
 
 def drop_short_segments(frame: pd.DataFrame, minimum_s: Mapping[str, float], *, rate: int) -> pd.DataFrame:
@@ -395,6 +458,7 @@ def run_ethogram(
     out_dir: str | os.PathLike | None = None,
     method: str = DEFAULT_METHOD,
     min_segment_fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION,
+    event_refractory_fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION,
 ) -> list[Path]:
     """The whole ethogram step for one recording: read thresholds and probabilities, write one
     ``<wav>-predicted-<ratio>pr.csv`` per ratio in the thresholds file (``<wav>-predicted.csv``
@@ -405,7 +469,10 @@ def run_ethogram(
     rows (the files keep SongExplorer's names for whatever reads them by ratio). Segments
     shorter than ``min_segment_fraction`` of their label's shortest annotated range are dropped
     when the thresholds file's folder holds the model's ``annotation-durations.csv``
-    (:func:`min_segment_durations`; None or 0 keeps them all).
+    (:func:`min_segment_durations`; None or 0 keeps them all). Labels annotated only with
+    points (pulses) give one interval per peak of their probability, peaks closer than
+    ``event_refractory_fraction`` of the label's shortest annotated gap being one
+    (:func:`event_refractory`; None or 0: one interval per run of samples, as SongExplorer).
 
     Returns:
         The CSVs written.
@@ -417,7 +484,9 @@ def run_ethogram(
     labels = list(next(iter(tables.values())))
     probs = load_probabilities(probabilities_dir, wav, labels, rate=rate)
     method = choose_method(method, probs)
-    minimum_s = min_segment_durations(read_annotation_durations(thresholds_path.parent), min_segment_fraction)
+    durations = read_annotation_durations(thresholds_path.parent)
+    minimum_s = min_segment_durations(durations, min_segment_fraction)
+    events = event_refractory(durations, event_refractory_fraction)
     out_dir = Path(probabilities_dir if out_dir is None else out_dir)
     written = []
     for ratio, thresholds in tables.items():
@@ -426,9 +495,9 @@ def run_ethogram(
             warnings.warn(f"{thresholds_path}: no finite threshold for {nan}; those labels are not predicted",
                           stacklevel=2)
         if method == "threshold":
-            frame = ethogram_threshold(probs, thresholds, wav=wav)
+            frame = ethogram_threshold(probs, thresholds, wav=wav, events=events)
         else:
-            frame = ethogram_maxprob(probs, list(thresholds), wav=wav)
+            frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events)
         frame = drop_short_segments(frame, minimum_s, rate=probs.rate)
         written.append(write_intervals_csv(frame, out_dir / predicted_csv_name(wav, ratio)))
     model_dir = thresholds_path.resolve().parent
@@ -437,5 +506,6 @@ def run_ethogram(
         handle.write(f"logdir: {model_dir.parent}\nmodel: {model_dir.name}\n"
                      f"thresholds_file: {thresholds_path.name}\nwav_file: {Path(wav).name}\n"
                      f"audio_tic_rate: {probs.rate}\nmethod: {method}\n"
-                     f"min_segment_s: {json.dumps({k: round(v, 6) for k, v in minimum_s.items()})}\n")
+                     f"min_segment_s: {json.dumps({k: round(v, 6) for k, v in minimum_s.items()})}\n"
+                     f"event_refractory_s: {json.dumps({k: round(v, 6) for k, v in events.items()})}\n")
     return written

@@ -77,6 +77,11 @@ DEFAULT_RECIPE: Mapping = MappingProxyType({
     "parallelize": 8,
 })
 
+#: Every recipe by name: what ``--recipe`` (CLI) and ``TrainingConfig.recipe`` (Dagster) accept.
+RECIPES: Mapping[str, Mapping] = MappingProxyType({"default": DEFAULT_RECIPE, "tutorial": MappingProxyType({})})
+#: The recipe used when none is named.
+DEFAULT_RECIPE_NAME = "default"
+
 #: Precision / recall ratio on the validation taps of the thresholds files written beside the
 #: model (SongExplorer's default, 1.0; 2.0 was tried: it halves recall).
 DEFAULT_PRECISION_RECALL_RATIO = 1.0
@@ -139,8 +144,8 @@ def default_recipe(labels: Sequence[str] | str, **overrides) -> TrainConfig:
 
 
 def make_ethogram(probs, thresholds: Mapping[str, float] | None = None, *,
-                  method: str = DEFAULT_ETHOGRAM_METHOD, min_segment_s: Mapping[str, float] | None = None
-                  ) -> pd.DataFrame:
+                  method: str = DEFAULT_ETHOGRAM_METHOD, min_segment_s: Mapping[str, float] | None = None,
+                  events: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Predicted intervals of one recording's ``classify.Probabilities``, by ``method``:
     ``"maxprob"`` (``thresholds`` unused), ``"threshold"`` (``thresholds``: ``{label:
     probability}``, e.g. from ``accuracy``) or ``"auto"`` (maxprob for exclusive models,
@@ -154,11 +159,12 @@ def make_ethogram(probs, thresholds: Mapping[str, float] | None = None, *,
         raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
     method = choose_method(method, probs)
     if method == "maxprob":
-        return drop_short_segments(ethogram_maxprob(probs), min_segment_s or {}, rate=probs.rate)
+        return drop_short_segments(ethogram_maxprob(probs, events=events), min_segment_s or {}, rate=probs.rate)
     if method == "threshold":
         if thresholds is None:
             raise ValueError("the threshold method needs thresholds: {label: probability}")
-        return drop_short_segments(ethogram_threshold(probs, thresholds), min_segment_s or {}, rate=probs.rate)
+        return drop_short_segments(ethogram_threshold(probs, thresholds, events=events), min_segment_s or {},
+                                   rate=probs.rate)
     raise AssertionError(method)  # choose_method returns one of METHODS
 
 

@@ -95,7 +95,7 @@ def test_overlapped_matrices_and_statistics(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::songexplorer_core.accuracy.AccuracyWarning")  # tied scores
-def test_best_checkpoint_is_reported_not_the_last(tmp_path):
+def test_best_f1_checkpoint_is_reported_when_asked_for(tmp_path):
     perfect = logits_for([[0, 0], [1, 1], [2, 2]])
     worse = logits_for([[0, 1], [1, 1], [2, 0]])
     gt = [[0, 0], [1, 1], [2, 2]]
@@ -103,7 +103,8 @@ def test_best_checkpoint_is_reported_not_the_last(tmp_path):
     save_validation(tmp_path / "validation.ckpt-20.npz", perfect, gt)
     save_validation(tmp_path / "validation.ckpt-30.npz", perfect, gt)  # tie: without a history the earlier wins
     save_validation(tmp_path / "validation.ckpt-40.npz", worse, gt)
-    report = accuracy_report(tmp_path)
+    assert accuracy_report(tmp_path).best.checkpoint == 40  # by default the last, as SongExplorer's tutorial
+    report = accuracy_report(tmp_path, choose="best-f1")
     assert [c.checkpoint for c in report.checkpoints] == [10, 20, 30, 40]
     assert report.best.checkpoint == 20
     assert report.label_table()["recall"].tolist() == [1.0, 1.0, 1.0]  # the best's, not ckpt 40's
@@ -113,11 +114,13 @@ def test_best_checkpoint_is_reported_not_the_last(tmp_path):
     pd.DataFrame({"step": [10, 20, 30, 40], "train_loss": 0.5, "train_accuracy": 0.9,
                   "validation_loss": [0.9, 0.40, 0.15, 0.8], "validation_accuracy": 1.0,
                   "elapsed_s": 1.0}).to_csv(tmp_path / "history.csv", index=False)
-    assert accuracy_report(tmp_path).best.checkpoint == 30
+    assert accuracy_report(tmp_path, choose="best-f1").best.checkpoint == 30
     # ... but never beats a higher F1
     pd.DataFrame({"step": [10, 20, 30, 40], "validation_loss": [0.01, 0.4, 0.3, 0.01]}).to_csv(
         tmp_path / "history.csv", index=False)
-    assert accuracy_report(tmp_path).best.checkpoint == 30
+    assert accuracy_report(tmp_path, choose="best-f1").best.checkpoint == 30
+    with pytest.raises(AccuracyError, match="choose must be"):
+        accuracy_report(tmp_path, choose="best")
 
 
 def test_threshold_at_known_ratio_on_uniform_scores():
@@ -141,20 +144,22 @@ def test_threshold_for_separable_scores_falls_between_the_classes():
     assert threshold_at_ratio(precision_recall_curve(true, false), 2.0) == pytest.approx(true[24], abs=0.01)
 
 
-def test_thresholds_use_softmax_probabilities_and_ignore_masked_taps(tmp_path):
+def test_exact_thresholds_use_softmax_probabilities_and_ignore_masked_taps(tmp_path):
     # two labels, softmax probability of 'a' = p exactly (logits log p, log 1-p)
     grid = (np.arange(1000) + 0.5) / 1000
     p = np.concatenate([grid, grid, np.full(500, 0.99)])
     gt = np.concatenate([np.zeros(1000), np.ones(1000), -np.ones(500)]).astype(int)  # last 500 masked
     logits = np.stack([np.log(p), np.log1p(-p)], axis=-1)[:, None, :]
     path = save_validation(tmp_path / "validation.ckpt-3.npz", logits, gt[:, None], ["a", "b"])
-    result = evaluate_checkpoint(path, ratios=(1.0, 2.0))
+    result = evaluate_checkpoint(path, ratios=(1.0, 2.0), threshold_method="exact")
     # on softmax probabilities, precision = 1/2 and recall = 1 - t: t = 0.5 at P/R 1.
-    # SongExplorer thresholded sigmoid(logit) = p/(1+p) (-> 1/3 for p = 1/2) and counted the
-    # 500 masked taps at 0.99 as false positives.
     assert result.thresholds[1.0]["a"] == pytest.approx(0.5, abs=3e-3)
     assert result.thresholds[2.0]["a"] == pytest.approx(0.75, abs=3e-3)
     assert result.thresholds[1.0]["b"] == pytest.approx(0.5, abs=3e-3)
+    # SongExplorer's (the default) thresholds the logistic of the logit, log p -> p/(1+p), so
+    # P/R = 1 at p = 1/2 gives 1/3 (on its 20-point grid); masked taps are still left out
+    songexplorer = evaluate_checkpoint(path, ratios=(1.0,))
+    assert songexplorer.thresholds[1.0]["a"] == pytest.approx(1 / 3, abs=0.015)
 
 
 def test_label_without_validation_taps_warns_and_gets_nan(tmp_path):
@@ -253,3 +258,56 @@ def test_average_precision_of_perfect_and_of_chance_scores():
     assert perfect.average_precision == pytest.approx(1.0)
     grid = (np.arange(1000) + 0.5) / 1000
     assert precision_recall_curve(grid, grid).average_precision == pytest.approx(0.5, abs=0.01)
+
+
+def _songexplorer_reference(true, false, ratio, n=20):
+    """SongExplorer's src/lib.py calculate_precision_recall_specificity, one label, as written there."""
+    from scipy import interpolate
+
+    grid = np.linspace(min(true), max(true), n)
+    probabilities = np.exp(grid) / (np.exp(grid) + 1)
+    precisions, recalls = np.full(n, np.nan), np.full(n, np.nan)
+    for i, g in enumerate(grid):
+        tp = np.sum(true >= g)
+        fp = np.sum(false >= g)
+        precisions[i] = tp / (tp + fp)
+        recalls[i] = tp / (tp + (len(true) - tp))
+    return float(interpolate.interp1d(precisions / recalls, probabilities, fill_value="extrapolate")(ratio))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("ratio", [0.5, 1.0, 2.0])
+def test_songexplorer_thresholds_equal_songexplorers_own_computation(seed, ratio):
+    from songexplorer_core.accuracy import songexplorer_threshold
+
+    rng = np.random.default_rng(seed)
+    true = rng.normal(2.0, 1.5, size=80)
+    false = rng.normal(-1.0, 1.5, size=200)
+    assert songexplorer_threshold(true, false, ratio) == pytest.approx(_songexplorer_reference(true, false, ratio))
+
+
+def test_songexplorer_threshold_known_answers():
+    from songexplorer_core.accuracy import songexplorer_threshold
+
+    # nothing false: precision 1 everywhere, P/R = 1 at the lowest true logit (0 -> logistic 0.5)
+    assert songexplorer_threshold(np.linspace(0, 1, 11), np.array([]), 1.0) == pytest.approx(0.5)
+    assert songexplorer_threshold(np.array([3.0]), np.array([0.0]), 1.0) == pytest.approx(1 / (1 + math.exp(-3)))
+    with pytest.warns(AccuracyWarning, match="no true validation taps"):
+        assert math.isnan(songexplorer_threshold(np.array([]), np.array([1.0]), 1.0))
+
+
+def test_thresholds_are_songexplorers_by_default_and_exact_when_asked(tmp_path):
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 3, size=(60, 2))
+    logits = logits_for(gt, margin=2.0) + rng.normal(0, 1, size=(60, 2, 3)).astype(np.float32)
+    save_validation(tmp_path / "validation.ckpt-10.npz", logits, gt)
+    default = accuracy_report(tmp_path).best.thresholds[1.0]
+    exact = accuracy_report(tmp_path, threshold_method="exact").best.thresholds[1.0]
+    for index, label in enumerate(LABELS):
+        column = logits[..., index]
+        expected = _songexplorer_reference(column[gt == index], column[gt != index], 1.0)
+        assert default[label] == pytest.approx(expected)
+        assert 0.0 < exact[label] < 1.0
+    assert default != pytest.approx(exact)  # logistic of logits vs softmax probabilities
+    with pytest.raises(AccuracyError, match="threshold_method"):
+        accuracy_report(tmp_path, threshold_method="logits")

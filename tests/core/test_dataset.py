@@ -327,3 +327,42 @@ def test_overlapped_targets_match_a_brute_force_reference(tmp_path):
                 np.testing.assert_array_equal(targets, expected)
                 checked += 1
     assert checked == 150
+
+
+def test_mix_lays_scaled_song_over_real_background_and_leaves_background_alone(tmp_path):
+    # ramp recording: tic t holds t / 32768, so a window's slope tells the gain and its level where
+    # the background was cut
+    rows = many_rows(30, "mel-pulse") + many_rows(5, "ambient", first=20000, length=1000)
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY)
+    params = D.Augmentation(background_label="ambient", mix=(0.1, 1.0))
+    plain = ds.training_batch(400, np.random.default_rng(4))
+    mixed = ds.training_batch(400, np.random.default_rng(4), augmentation=params, augment_rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(plain.targets, mixed.targets)
+    song = ds.sounds["label"].to_numpy()[mixed.sounds] == "mel-pulse"
+    assert 0 < song.sum() < len(song)
+    np.testing.assert_array_equal(plain.audio[~song], mixed.audio[~song])  # background untouched
+    audio = mixed.audio[song, :, 0].astype(np.float64) * 32768
+    gain = (audio[:, -1] - audio[:, 0]) / (audio.shape[1] - 1) - 1.0  # slope = gain + 1
+    assert gain.min() >= 0.1 - 1e-3 and gain.max() <= 1.0 + 1e-3
+    assert abs(np.median(np.log(gain)) - np.log(np.sqrt(0.1))) < 0.15  # log-uniform
+    song_start = plain.audio[song, 0, 0].astype(np.float64) * 32768
+    background_start = audio[:, 0] - gain * song_start
+    first, last = 20000 - GEOMETRY.before_tics, 22000 - GEOMETRY.before_tics  # windows of the ambient ranges
+    assert np.all((background_start > first - 2) & (background_start < last + 1000))
+    with pytest.raises(D.DatasetError, match="needs background_label"):
+        D.Augmentation(mix=(0.5, 1.0))
+    with pytest.raises(D.DatasetError, match="'noise' is not one of the labels"):
+        ds.training_batch(8, np.random.default_rng(1), augmentation=D.Augmentation(background_label="noise",
+                                                                                    mix=(0.5, 1.0)))
+
+
+def test_annotation_durations_give_the_shortest_gap_between_points(tmp_path):
+    rows = [(2000, 2000, "mel-pulse"), (2100, 2100, "mel-pulse"), (2160, 2160, "mel-pulse"),
+            (9000, 9500, "ambient"), (12000, 12800, "ambient")]
+    gt = ground_truth(tmp_path, {"a.wav": rows, "b.wav": [(3000, 3000, "mel-pulse"), (3040, 3040, "mel-pulse")]})
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "ambient"], geometry=GEOMETRY, validation_percentage=0)
+    table = D.annotation_durations(ds).set_index("label")
+    assert table.loc["mel-pulse", "shortest_gap_s"] == pytest.approx(40 / RATE)  # b.wav's, never across files
+    assert np.isnan(table.loc["ambient", "shortest_gap_s"])
+    assert table.loc["ambient", "shortest_range_s"] == pytest.approx(500 / RATE)

@@ -220,3 +220,57 @@ def test_a_damaged_annotation_durations_file_is_named_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="not a readable CSV.*retrain the model or delete the file"):
         read_annotation_durations(tmp_path)
     assert read_annotation_durations(tmp_path / "elsewhere") is None  # SongExplorer's models have none
+
+
+def test_pulse_events_one_interval_per_peak_fragments_merged_doubles_split():
+    import pandas as pd
+
+    from songexplorer_core.ethogram import event_refractory, split_at_peaks
+
+    # samples (4 tics each): a pulse split into two runs by a one-sample dip (fragments, peaks 2
+    # samples apart), a run holding two pulses 8 samples apart with a trough between them, and
+    # one lone pulse
+    column = np.zeros(40)
+    column[2:4], column[5:7] = [0.6, 0.7], [0.9, 0.6]          # fragments: peaks at 3 and 5
+    column[12:23] = [0.6, 0.8, 0.95, 0.8, 0.6, 0.55, 0.6, 0.7, 0.9, 0.8, 0.6]  # peaks at 14 and 20
+    column[30:33] = [0.7, 0.99, 0.7]
+    on = column > 0.5
+    first, last = split_at_peaks(on, column, distance=4)
+    assert list(zip(first.tolist(), last.tolist())) == [(5, 6), (12, 16), (17, 22), (30, 32)]
+    # peaks closer than the refractory distance are one event: the lower one's run is dropped
+    first, last = split_at_peaks(on, column, distance=7)
+    assert list(zip(first.tolist(), last.tolist())) == [(5, 6), (12, 22), (30, 32)]
+    # an ethogram with events for pulses; sine (ranges) keeps its runs
+    probs = probs_of({"pulse": column, "other": np.where(on, 0.0, 1.0)})
+    events = ethogram_maxprob(probs, events={"pulse": 4 * 4 / 2500})
+    assert len(events[events["label"] == "pulse"]) == 4
+    assert len(ethogram_maxprob(probs).query("label == 'pulse'")) == 4  # runs: 2, 3, 5-6 ... are 4 runs
+    assert len(ethogram_threshold(probs, {"pulse": 0.5}, events={"pulse": 7 * 4 / 2500})) == 3
+    # the refractory interval comes from the shortest gap between annotated pulses
+    durations = pd.DataFrame({"label": ["pulse", "sine"], "points": [40, 0], "ranges": [0, 12],
+                              "shortest_range_s": [float("nan"), 0.1], "median_range_s": [float("nan"), 0.3],
+                              "shortest_gap_s": [0.024, float("nan")]})
+    assert event_refractory(durations) == {"pulse": pytest.approx(0.012)}
+    assert event_refractory(durations, 0) == {} and event_refractory(durations.drop(columns="shortest_gap_s")) == {}
+
+
+def test_run_ethogram_gives_one_event_per_pulse_from_the_model_folder(tmp_path):
+    import pandas as pd
+
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+
+    column = np.zeros(60)
+    column[10:21] = [0.6, 0.8, 0.95, 0.8, 0.6, 0.55, 0.6, 0.7, 0.9, 0.8, 0.6]  # two pulses in one run
+    probs = probs_of({"pulse": column, "ambient": 1 - column}, wav="song.wav")
+    model_dir = tmp_path / "train_1r"
+    thresholds = write_thresholds_csv({"pulse": 0.5, "ambient": 0.5}, model_dir / "thresholds.ckpt-9.csv")
+    pd.DataFrame({"label": ["pulse", "ambient"], "points": [30, 0], "ranges": [0, 5],
+                  "shortest_range_s": [float("nan"), 0.5], "median_range_s": [float("nan"), 1.0],
+                  "shortest_gap_s": [0.02, float("nan")]}).to_csv(model_dir / ANNOTATION_DURATIONS_FILE, index=False)
+    write_probabilities(probs, tmp_path / "song.wav-probabilities.npz")
+    (written,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path)
+    pulses = read_intervals_csv(written).query("label == 'pulse'")
+    assert len(pulses) == 2  # refractory 10 ms = 6 samples < 6 samples between the peaks
+    assert 'event_refractory_s: {"pulse": 0.01}' in (tmp_path / "song.wav-ethogram.log").read_text()
+    (runs,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, event_refractory_fraction=0)
+    assert len(read_intervals_csv(runs).query("label == 'pulse'")) == 1  # SongExplorer's: one run
