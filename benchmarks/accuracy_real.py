@@ -23,9 +23,10 @@ three trainings on the tutorial's ``person1`` annotations (mel-pulse, mel-sine, 
   annotated ambient tics left free of song. Averaged over both directions.
 
 Every trained model's ethogram is made several ways (``--ethograms``), each scored:
-``maxprob`` (label of highest probability, short sine/ambient segments dropped: the project's
-default until this benchmark), ``threshold`` (the thresholds file's per-label thresholds),
-``pulses`` (the recipe's ethogram: ``ethogram.ethogram_events`` with pulses as peaks).
+``default`` (the project's: label of highest probability, short sine/ambient slivers dropped, one
+event per peak of the pulse probability), ``maxprob`` (the same with one interval per run of
+samples, the default before this benchmark), ``threshold`` (SongExplorer's: the model's
+thresholds at precision/recall 1).
 
 Usage::
 
@@ -77,24 +78,29 @@ class Candidate:
     name: str
     base: str
     changes: dict = field(default_factory=dict)
-    checkpoint: str = "best"  # or "last" (SongExplorer's tutorial freezes ckpt-<nsteps>)
+    checkpoint: str = "last"  # accuracy.CHECKPOINT_CHOICES: "last" (SongExplorer's tutorial) or "best-f1"
+    thresholds: str = "songexplorer"  # accuracy.THRESHOLD_METHODS: "songexplorer" or "exact"
     normalize: bool = False  # probe: every recording scaled to one noise floor before training/classifying
+    quiet_ambient_s: float = 0.0  # probe: the detector's quiet stretches at least this long are ambient too
 
 
 def candidates() -> dict[str, Candidate]:
+    """Every recipe in ``recipes.RECIPES``, and the variants measured for docs/recipe.md."""
     from songexplorer_core import recipes
 
     out = {name: Candidate(name, name) for name in recipes.RECIPES}
+    mix = {"background_label": AMBIENT, "mix": (0.3, 1.0)}
     extra = [
-        Candidate("tutorial-last", "tutorial", checkpoint="last"),
+        # how this project trained before the fidelity work: best validation F1, exact thresholds
+        Candidate("tutorial-before", "tutorial", checkpoint="best-f1", thresholds="exact"),
+        Candidate("tutorial-best", "tutorial", checkpoint="best-f1"),
+        Candidate("tutorial-exact", "tutorial", thresholds="exact"),
+        # default-recipe variants tried on real song (docs/recipe.md)
         Candidate("default-vol", "default", {"augmentation": {"volume": (0.2, 1.0)}}),
-        Candidate("default-volwide", "default", {"augmentation": {"volume": (0.1, 2.0)}}),
-        Candidate("default-p2", "default", {"parallelize": 2}),
-        Candidate("default-drop5", "default", {"model": {"dropout_rate": 0.5}}),
-        Candidate("default-2000", "default", {"nsteps": 2000, "validate_period": 2000}),
-        Candidate("default-lr3", "default", {"learning_rate": 0.0003}),
-        Candidate("default-mix", "default", {"augmentation": {"background_label": AMBIENT, "mix": (0.1, 1.0)}}),
-        Candidate("default-mix3", "default", {"augmentation": {"background_label": AMBIENT, "mix": (0.3, 1.0)}}),
+        Candidate("default-mix", "default", {"augmentation": {**mix, "mix": (0.1, 1.0)}}),
+        Candidate("default-mix3", "default", {"augmentation": mix}),
+        Candidate("default-mix3p", "default", {"augmentation": {**mix, "mix_labels": (PULSE,)}}),
+        Candidate("default-quiet", "default", quiet_ambient_s=0.5),
         Candidate("default-norm", "default", normalize=True),
         Candidate("default-ctx", "default", {"model": {"context_ms": 409.6}}),
         Candidate("default-spec", "default", {"model": {"representation": "spectrogram"}}),
@@ -125,10 +131,26 @@ def normalized_copy(wav: Path, folder: Path) -> Path:
     return out
 
 
-def ground_truth(folder: Path, recordings, normalize: bool = False) -> Path:
+def quiet_ambient(recording: str, minimum_s: float, margin_s: float = 0.1) -> pd.DataFrame:
+    """The detector's ``neither`` intervals of ``recording`` lasting at least ``minimum_s``,
+    shortened by ``margin_s`` at both ends, as ``ambient`` annotations."""
+    from songexplorer_core.annotations import intervals_frame
+
+    detected = read(TUTORIAL / "reference-detected" / f"{recording}-detected.csv")
+    quiet = detected[(detected["label"] == "neither") & ((detected["stop"] - detected["start"]) >= minimum_s * 2500)]
+    margin = int(margin_s * 2500)
+    return intervals_frame(recording, (quiet["start"] + margin).to_numpy(), (quiet["stop"] - margin).to_numpy(),
+                           "annotated", AMBIENT)
+
+
+def ground_truth(folder: Path, recordings, normalize: bool = False, quiet_ambient_s: float = 0.0) -> Path:
     """The recordings with their person1 annotations (links), nothing else."""
+    from songexplorer_core.annotations import write_intervals_csv
+
     folder.mkdir(parents=True, exist_ok=True)
     for recording in recordings:
+        if quiet_ambient_s:
+            write_intervals_csv(quiet_ambient(recording, quiet_ambient_s), folder / f"{recording}-annotated-quiet.csv")
         for name in (recording, f"{recording}-annotated-person1.csv"):
             link = folder / name
             if link.exists():
@@ -164,12 +186,13 @@ def train_split(candidate: Candidate, seed: int, split: str, work: Path, log) ->
     config = recipes.recipe_config(recipes.RECIPES[candidate.base], LABELS,
                                    **{"batch_seed": seed, "weights_seed": seed, **candidate.changes})
     cpu = time.process_time()
-    result = train(ground_truth(folder / "groundtruth", SPLITS[split], candidate.normalize), config, folder / "logs")
+    result = train(ground_truth(folder / "groundtruth", SPLITS[split], candidate.normalize,
+                                candidate.quiet_ambient_s), config, folder / "logs")
     cpu = time.process_time() - cpu
     model_dir = result.replicates[0].model_dir
-    report = accuracy_report(model_dir)
+    report = accuracy_report(model_dir, choose=candidate.checkpoint, threshold_method=candidate.thresholds)
     write_accuracy_outputs(report, plots="none")
-    step = report.best.checkpoint if candidate.checkpoint == "best" else max(c.checkpoint for c in report.checkpoints)
+    step = report.best.checkpoint
     checkpoint = model_dir / f"ckpt-{step}"
     done.write_text(json.dumps({"checkpoint": str(checkpoint), "cpu_s": cpu}))
     log(f"  trained {folder.name}: {cpu:.1f} CPU s, ckpt-{step}")
@@ -190,58 +213,26 @@ def probabilities(checkpoint: Path, wav: Path, cache: Path, normalize: bool = Fa
     return probs
 
 
-def songexplorer_thresholds(npz: Path, ratio: float = 1.0, nprobabilities: int = 20) -> dict[str, float]:
-    """SongExplorer's thresholds (src/lib.py calculate_precision_recall_specificity): a grid of
-    ``nprobabilities`` raw logits between the lowest and highest logit of the label's true taps,
-    precision/recall at each (masked taps count as false), then the logistic of the logit where
-    precision/recall = ``ratio`` by linear interpolation (extrapolated)."""
-    from scipy import interpolate
-
-    from songexplorer_core.accuracy import load_validation
-
-    results = load_validation(npz)
-    truth, logits = results.groundtruth, results.logits
-    out = {}
-    for i, label in enumerate(results.labels):
-        itrue, ifalse = truth == i, truth != i
-        lt, lf = logits[itrue, i], logits[ifalse, i]
-        grid = np.linspace(lt.min(), lt.max(), nprobabilities)
-        tp = np.array([(lt >= g).sum() for g in grid], float)
-        fp = np.array([(lf >= g).sum() for g in grid], float)
-        precision, recall = tp / (tp + fp), tp / itrue.sum()
-        f = interpolate.interp1d(precision / recall, 1 / (1 + np.exp(-grid)), fill_value="extrapolate")
-        out[label] = float(f(ratio))
-    return out
-
-
 def ethogram(method: str, probs, checkpoint: Path) -> pd.DataFrame:
+    """``default``: the project's ethogram (``ethogram.run_ethogram``'s defaults: label of highest
+    probability, short sine/ambient slivers dropped, one event per pulse peak reaching
+    ``DEFAULT_EVENT_MIN_PEAK``); ``maxprob``: the same with SongExplorer's one interval per run
+    of samples; ``threshold``: SongExplorer's ethogram with the model's thresholds file."""
     from songexplorer_core import ethogram as E
     from songexplorer_core import recipes
 
     model_dir = checkpoint.parent
     step = checkpoint.name.split("-")[-1]
     table = E.read_annotation_durations(model_dir)
-    durations = E.min_segment_durations(table)
-    if method == "pulses":
-        events = E.event_refractory(table)
-        if not events:  # trained before shortest_gap_s was written: the tutorial's person1 value
-            events = {PULSE: 0.5 * 52 / 2500}
-        return recipes.make_ethogram(probs, method="maxprob", min_segment_s=durations, events=events)
-    if method == "threshold-se-pulses":
-        thresholds = songexplorer_thresholds(model_dir / f"validation.ckpt-{step}.npz")
-        return recipes.make_ethogram(probs, thresholds, method="threshold", events=E.event_refractory(table)
-                                     or {PULSE: 0.5 * 52 / 2500})
+    segments = E.min_segment_durations(table)
+    if method == "default":
+        return recipes.make_ethogram(probs, method="auto", min_segment_s=segments, events=E.event_refractory(table))
     if method == "maxprob":
-        return recipes.make_ethogram(probs, method="maxprob", min_segment_s=durations)
-    if method == "maxprob-raw":
-        return recipes.make_ethogram(probs, method="maxprob")
+        return recipes.make_ethogram(probs, method="maxprob", min_segment_s=segments)
     if method == "threshold":
         thresholds = E.read_thresholds_csv(model_dir / E.thresholds_csv_name(step, 1.0))
         return recipes.make_ethogram(probs, thresholds, method="threshold")
-    if method == "threshold-se":
-        thresholds = songexplorer_thresholds(model_dir / f"validation.ckpt-{step}.npz")
-        return recipes.make_ethogram(probs, thresholds, method="threshold")
-    raise SystemExit(f"unknown ethogram {method}")
+    raise SystemExit(f"unknown ethogram {method!r}: default, maxprob or threshold")
 
 
 def read(path: Path) -> pd.DataFrame:
@@ -303,8 +294,8 @@ def main() -> int:
     parser.add_argument("--candidates", default="tutorial,default", help="comma-separated; --list shows them")
     parser.add_argument("--list", action="store_true", help="list the candidates and exit")
     parser.add_argument("--seeds", default="1", help="comma-separated batch/weights seeds")
-    parser.add_argument("--ethograms", default="maxprob,threshold,pulses",
-                        help="comma-separated ethogram methods (ethogram.NAMED_ETHOGRAMS)")
+    parser.add_argument("--ethograms", default="default,maxprob,threshold",
+                        help="comma-separated: default, maxprob, threshold")
     parser.add_argument("--only", default="dev,fidelity,loo", help="which of dev,fidelity,loo to run")
     parser.add_argument("--cache", type=Path, default=None, help="keep trainings and probabilities here and reuse them")
     args = parser.parse_args()
@@ -314,7 +305,9 @@ def main() -> int:
     known = candidates()
     if args.list:
         for c in known.values():
-            print(f"{c.name}: {c.base} + {c.changes} (checkpoint {c.checkpoint})")
+            print(f"{c.name}: {c.base} + {c.changes} (checkpoint {c.checkpoint}, thresholds {c.thresholds}"
+                  f"{', normalized' if c.normalize else ''}"
+                  f"{f', quiet stretches >= {c.quiet_ambient_s} s as ambient' if c.quiet_ambient_s else ''})")
         return 0
     chosen = [known[n] for n in args.candidates.split(",") if n]
     seeds = [int(s) for s in args.seeds.split(",") if s]

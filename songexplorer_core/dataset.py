@@ -268,6 +268,7 @@ class Augmentation:
             training example of ``background_label``) is added to it, so song is seen at
             lower signal-to-noise ratios over the recordings' own noise, as faint song sounds
             in a recording. Applied before the other augmentations.
+        mix_labels: the labels ``mix`` applies to (empty: every label but the background).
     """
 
     volume: tuple[float, float] = (1.0, 1.0)
@@ -277,6 +278,7 @@ class Augmentation:
     invert: bool = False
     background_label: str | None = None
     mix: tuple[float, float] = (1.0, 1.0)
+    mix_labels: tuple[str, ...] = ()
 
     def __post_init__(self):
         for name in ("volume", "noise", "dc", "mix"):
@@ -296,6 +298,8 @@ class Augmentation:
                                "song with (e.g. ambient)")
         if self.background_label is not None:
             object.__setattr__(self, "background_label", str(self.background_label) or None)
+        labels = self.mix_labels.split(",") if isinstance(self.mix_labels, str) else self.mix_labels
+        object.__setattr__(self, "mix_labels", tuple(str(x) for x in labels if str(x)))
         for name in ("reverse", "invert"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -486,6 +490,11 @@ class Dataset:
             raise DatasetError(f"augmentation mix: no training annotations of background_label {label!r}; "
                                f"annotate some background, or leave mix at (1, 1)")
         song = self._label_index[sounds] != index
+        if params.mix_labels:
+            unknown = [x for x in params.mix_labels if x not in self.labels]
+            if unknown:
+                raise DatasetError(f"augmentation mix_labels {unknown} are not labels in use {self.labels}")
+            song &= np.isin(self._label_index[sounds], [self.labels.index(x) for x in params.mix_labels])
         n = int(song.sum())
         if n:
             chosen = background[rng.integers(len(background), size=n)]

@@ -65,6 +65,16 @@ DEFAULT_MIN_SEGMENT_FRACTION = 0.5
 #: Peaks of a point-annotated label's probability closer than this fraction of the label's
 #: shortest annotated gap are one event (None or 0: one event per run of samples, as SongExplorer).
 DEFAULT_EVENT_REFRACTORY_FRACTION = 0.5
+#: ... but never longer than this, seconds: annotations picked far apart (a person marking a few
+#: pulses of many trains) would otherwise merge real pulses into one event. 20 ms lies below the
+#: shortest inter-pulse interval of D. melanogaster song (~25 ms) and far above the spread of one
+#: pulse's fragments (a few ms); set it for other species.
+DEFAULT_EVENT_MAX_REFRACTORY_S = 0.02
+#: An event of a point-annotated label needs its probability to peak at least this high.
+#: Chosen on real song (docs/recipe.md): against 0.5 and no minimum it removed false pulses of
+#: low confidence on the dev recording and the left-out tutorial recording for every model tried,
+#: at the cost of at most 0.01 of recall.
+DEFAULT_EVENT_MIN_PEAK = 0.7
 #: Accepted everywhere a method is: the two methods, or ``"auto"`` (:func:`choose_method`).
 METHOD_CHOICES = ("auto", *METHODS)
 DEFAULT_METHOD = "auto"
@@ -196,7 +206,8 @@ def _sample_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return change[0::2], change[1::2] - 1
 
 
-def split_at_peaks(on: np.ndarray, column: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray]:
+def split_at_peaks(on: np.ndarray, column: np.ndarray, distance: int, height: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Runs of True in ``on`` re-cut so that each holds one peak of ``column``.
 
     Peaks are local maxima of ``column`` inside the runs (a flat top counts once, at its
@@ -213,7 +224,7 @@ def split_at_peaks(on: np.ndarray, column: np.ndarray, distance: int) -> tuple[n
     masked = np.where(np.asarray(on, dtype=bool), np.asarray(column, dtype=np.float64), -1.0)
     peaks, _ = find_peaks(np.concatenate([[-2.0], masked, [-2.0]]), distance=max(1, int(distance)))
     peaks = peaks - 1
-    peaks = peaks[np.asarray(on, dtype=bool)[peaks]]
+    peaks = peaks[np.asarray(on, dtype=bool)[peaks] & (masked[peaks] >= height)]
     run = np.searchsorted(first, peaks, side="right") - 1
     starts, stops = [], []
     for r in np.unique(run):
@@ -229,10 +240,10 @@ def split_at_peaks(on: np.ndarray, column: np.ndarray, distance: int) -> tuple[n
 
 
 def _runs(on: np.ndarray, column: np.ndarray, label: str, probs: Probabilities,
-          events: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+          events: Mapping[str, float] | None, min_peak: float) -> tuple[np.ndarray, np.ndarray]:
     refractory_s = (events or {}).get(label)
     if refractory_s:
-        return split_at_peaks(on, column, int(round(refractory_s * probs.output_rate)))
+        return split_at_peaks(on, column, int(round(refractory_s * probs.output_rate)), min_peak)
     return _sample_runs(on)
 
 
@@ -276,7 +287,8 @@ def choose_method(method: str, probs: Probabilities) -> str:
 
 
 def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None,
-                       events: Mapping[str, float] | None = None) -> pd.DataFrame:
+                       events: Mapping[str, float] | None = None, event_min_peak: float = DEFAULT_EVENT_MIN_PEAK
+                       ) -> pd.DataFrame:
     """Predicted intervals: runs of samples with probability strictly above each label's threshold.
 
     Args:
@@ -287,6 +299,7 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
         events: ``{label: refractory seconds}``: these labels give one interval per peak of
             their probability (:func:`split_at_peaks`), peaks closer than the refractory
             interval being one event (:func:`event_refractory`).
+        event_min_peak: those events need their probability to peak at least this high.
 
     Returns:
         An interval table (kind ``predicted``), sorted by start tic then label.
@@ -295,7 +308,7 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
     starts, stops, labels = [], [], []
     for label, threshold in thresholds.items():
         column = probs.column(label)
-        first, last = _runs(column > float(threshold), column, label, probs, events)
+        first, last = _runs(column > float(threshold), column, label, probs, events, event_min_peak)
         start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
         starts.append(start)
         stops.append(stop)
@@ -304,14 +317,16 @@ def ethogram_threshold(probs: Probabilities, thresholds: Mapping[str, float], *,
 
 
 def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, *, wav: str | None = None,
-                     events: Mapping[str, float] | None = None) -> pd.DataFrame:
+                     events: Mapping[str, float] | None = None, event_min_peak: float = DEFAULT_EVENT_MIN_PEAK
+                     ) -> pd.DataFrame:
     """Predicted intervals: at each sample the label of maximum probability; consecutive equal
     labels form one interval. Samples whose probabilities are all zero (SongExplorer's leading
     padding) are left unlabelled.
 
     Args:
         labels: which labels compete (default all), e.g. a thresholds file's labels.
-        events: as for :func:`ethogram_threshold`: one interval per peak for these labels.
+        events, event_min_peak: as for :func:`ethogram_threshold`: one interval per peak for
+            these labels.
     """
     wav = _wav_name(probs, wav)
     labels = list(probs.labels if labels is None else labels)
@@ -323,7 +338,7 @@ def ethogram_maxprob(probs: Probabilities, labels: Sequence[str] | None = None, 
     winner[values.max(axis=1) <= 0] = -1
     starts, stops, names = [], [], []
     for index, label in enumerate(labels):
-        first, last = _runs(winner == index, values[:, index], label, probs, events)
+        first, last = _runs(winner == index, values[:, index], label, probs, events, event_min_peak)
         start, stop = samples_to_tics(first, last, stride_tics=probs.stride_tics, ntics=probs.ntics)
         starts.append(start)
         stops.append(stop)
@@ -364,19 +379,20 @@ def min_segment_durations(durations: pd.DataFrame | None, fraction: float | None
             if math.isfinite(float(row.shortest_range_s))}
 
 
-def event_refractory(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION
-                     ) -> dict[str, float]:
+def event_refractory(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION,
+                     max_s: float = DEFAULT_EVENT_MAX_REFRACTORY_S) -> dict[str, float]:
     """``{label: seconds}``: for each label annotated only with points (pulses), ``fraction`` x
-    the shortest gap between two of its annotations; peaks of its probability closer than that
-    are one event (:func:`split_at_peaks`). Labels with ranges, or fewer than two points in a
-    recording, get none; so does everything when ``fraction`` is None or 0 or ``durations`` is
-    None (e.g. a model trained before ``shortest_gap_s`` was written)."""
+    the shortest gap between two of its annotations, at most ``max_s``; peaks of its probability
+    closer than that are one event (:func:`split_at_peaks`). Labels with ranges, or fewer than
+    two points in a recording, get none; so does everything when ``fraction`` is None or 0 or
+    ``durations`` is None (e.g. a model trained before ``shortest_gap_s`` was written)."""
     if durations is None or not fraction or "shortest_gap_s" not in durations.columns:
         return {}
     if fraction < 0:
         raise ValueError(f"event_refractory_fraction must be >= 0, not {fraction}")
     points = durations[(durations["points"] > 0) & (durations["ranges"] == 0)]
-    return {str(row.label): float(fraction) * float(row.shortest_gap_s) for row in points.itertuples()
+    return {str(row.label): min(float(fraction) * float(row.shortest_gap_s), float(max_s))
+            for row in points.itertuples()
             if math.isfinite(float(row.shortest_gap_s)) and float(row.shortest_gap_s) > 0}
 
 
@@ -459,6 +475,7 @@ def run_ethogram(
     method: str = DEFAULT_METHOD,
     min_segment_fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION,
     event_refractory_fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION,
+    event_min_peak: float = DEFAULT_EVENT_MIN_PEAK,
 ) -> list[Path]:
     """The whole ethogram step for one recording: read thresholds and probabilities, write one
     ``<wav>-predicted-<ratio>pr.csv`` per ratio in the thresholds file (``<wav>-predicted.csv``
@@ -472,7 +489,8 @@ def run_ethogram(
     (:func:`min_segment_durations`; None or 0 keeps them all). Labels annotated only with
     points (pulses) give one interval per peak of their probability, peaks closer than
     ``event_refractory_fraction`` of the label's shortest annotated gap being one
-    (:func:`event_refractory`; None or 0: one interval per run of samples, as SongExplorer).
+    (:func:`event_refractory`; None or 0: one interval per run of samples, as SongExplorer), and
+    whose peak reaches ``event_min_peak``.
 
     Returns:
         The CSVs written.
@@ -495,9 +513,9 @@ def run_ethogram(
             warnings.warn(f"{thresholds_path}: no finite threshold for {nan}; those labels are not predicted",
                           stacklevel=2)
         if method == "threshold":
-            frame = ethogram_threshold(probs, thresholds, wav=wav, events=events)
+            frame = ethogram_threshold(probs, thresholds, wav=wav, events=events, event_min_peak=event_min_peak)
         else:
-            frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events)
+            frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events, event_min_peak=event_min_peak)
         frame = drop_short_segments(frame, minimum_s, rate=probs.rate)
         written.append(write_intervals_csv(frame, out_dir / predicted_csv_name(wav, ratio)))
     model_dir = thresholds_path.resolve().parent
@@ -507,5 +525,6 @@ def run_ethogram(
                      f"thresholds_file: {thresholds_path.name}\nwav_file: {Path(wav).name}\n"
                      f"audio_tic_rate: {probs.rate}\nmethod: {method}\n"
                      f"min_segment_s: {json.dumps({k: round(v, 6) for k, v in minimum_s.items()})}\n"
-                     f"event_refractory_s: {json.dumps({k: round(v, 6) for k, v in events.items()})}\n")
+                     f"event_refractory_s: {json.dumps({k: round(v, 6) for k, v in events.items()})}\n"
+                     f"event_min_peak: {event_min_peak:g}\n")
     return written

@@ -145,27 +145,33 @@ def default_recipe(labels: Sequence[str] | str, **overrides) -> TrainConfig:
 
 def make_ethogram(probs, thresholds: Mapping[str, float] | None = None, *,
                   method: str = DEFAULT_ETHOGRAM_METHOD, min_segment_s: Mapping[str, float] | None = None,
-                  events: Mapping[str, float] | None = None) -> pd.DataFrame:
+                  events: Mapping[str, float] | None = None, event_min_peak: float | None = None) -> pd.DataFrame:
     """Predicted intervals of one recording's ``classify.Probabilities``, by ``method``:
     ``"maxprob"`` (``thresholds`` unused), ``"threshold"`` (``thresholds``: ``{label:
     probability}``, e.g. from ``accuracy``) or ``"auto"`` (maxprob for exclusive models,
     threshold for overlapped ones: ``ethogram.choose_method``). ``min_segment_s``: ``{label:
-    seconds}`` below which predicted intervals are dropped (``ethogram.min_segment_durations``)."""
+    seconds}`` below which predicted intervals are dropped (``ethogram.min_segment_durations``).
+    ``events``: ``{label: refractory seconds}`` for labels that give one interval per peak of
+    their probability (``ethogram.event_refractory``), the peak reaching ``event_min_peak``
+    (default ``ethogram.DEFAULT_EVENT_MIN_PEAK``)."""
     from songexplorer_core.ethogram import (
-        METHOD_CHOICES, choose_method, drop_short_segments, ethogram_maxprob, ethogram_threshold,
+        DEFAULT_EVENT_MIN_PEAK, METHOD_CHOICES, choose_method, drop_short_segments, ethogram_maxprob,
+        ethogram_threshold,
     )
 
     if method not in METHOD_CHOICES:
         raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
     method = choose_method(method, probs)
+    peak = DEFAULT_EVENT_MIN_PEAK if event_min_peak is None else float(event_min_peak)
     if method == "maxprob":
-        return drop_short_segments(ethogram_maxprob(probs, events=events), min_segment_s or {}, rate=probs.rate)
-    if method == "threshold":
+        frame = ethogram_maxprob(probs, events=events, event_min_peak=peak)
+    elif method == "threshold":
         if thresholds is None:
             raise ValueError("the threshold method needs thresholds: {label: probability}")
-        return drop_short_segments(ethogram_threshold(probs, thresholds, events=events), min_segment_s or {},
-                                   rate=probs.rate)
-    raise AssertionError(method)  # choose_method returns one of METHODS
+        frame = ethogram_threshold(probs, thresholds, events=events, event_min_peak=peak)
+    else:
+        raise AssertionError(method)  # choose_method returns one of METHODS
+    return drop_short_segments(frame, min_segment_s or {}, rate=probs.rate)
 
 
 # ---------------------------------------------------------------------------------------------

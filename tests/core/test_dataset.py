@@ -350,6 +350,14 @@ def test_mix_lays_scaled_song_over_real_background_and_leaves_background_alone(t
     background_start = audio[:, 0] - gain * song_start
     first, last = 20000 - GEOMETRY.before_tics, 22000 - GEOMETRY.before_tics  # windows of the ambient ranges
     assert np.all((background_start > first - 2) & (background_start < last + 1000))
+    # mix_labels limits the mixing to some labels (here none of the song: nothing changes)
+    only_background = D.Augmentation(background_label="ambient", mix=(0.1, 1.0), mix_labels="ambient")
+    untouched = ds.training_batch(400, np.random.default_rng(4), augmentation=only_background,
+                                  augment_rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(plain.audio, untouched.audio)
+    with pytest.raises(D.DatasetError, match=r"mix_labels \['song'\] are not labels in use"):
+        ds.training_batch(8, np.random.default_rng(1), augmentation=D.Augmentation(
+            background_label="ambient", mix=(0.5, 1.0), mix_labels=("song",)))
     with pytest.raises(D.DatasetError, match="needs background_label"):
         D.Augmentation(mix=(0.5, 1.0))
     with pytest.raises(D.DatasetError, match="'noise' is not one of the labels"):

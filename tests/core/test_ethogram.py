@@ -252,6 +252,13 @@ def test_pulse_events_one_interval_per_peak_fragments_merged_doubles_split():
                               "shortest_gap_s": [0.024, float("nan")]})
     assert event_refractory(durations) == {"pulse": pytest.approx(0.012)}
     assert event_refractory(durations, 0) == {} and event_refractory(durations.drop(columns="shortest_gap_s")) == {}
+    # annotations picked far apart never merge real pulses: at most 20 ms by default
+    assert event_refractory(durations.assign(shortest_gap_s=[1.0, float("nan")])) == {"pulse": 0.02}
+    # events need their peak to reach event_min_peak (0.7 by default)
+    faint = probs_of({"pulse": [0, 0.6, 0.65, 0.6, 0, 0, 0.9, 0], "other": [1, 0.4, 0.35, 0.4, 1, 1, 0.1, 1]})
+    assert len(ethogram_maxprob(faint, events={"pulse": 0.004}).query("label == 'pulse'")) == 1
+    assert len(ethogram_maxprob(faint, events={"pulse": 0.004}, event_min_peak=0.5).query("label == 'pulse'")) == 2
+    assert len(ethogram_maxprob(faint).query("label == 'pulse'")) == 2  # no events: SongExplorer's runs
 
 
 def test_run_ethogram_gives_one_event_per_pulse_from_the_model_folder(tmp_path):
