@@ -1,4 +1,4 @@
-"""The annotator: a Panel app where people see, hear and label song (SongExplorer's GUI, spec §10).
+"""The annotator: a Panel app where people see, hear and label song (SongExplorer's GUI, ``src/gui/``).
 
 One :class:`AnnotatorApp` per browser session. It shows one recording at a time through a
 :class:`~annotator.viewport.Viewport` (only the visible window is computed and sent), draws the
@@ -6,7 +6,7 @@ used sounds (detected, predicted, missed, other people's annotations) in the upp
 context window and this session's annotations in the lower half, and turns gestures into calls
 on a :class:`~songexplorer_core.annotation_session.AnnotationSession`, which saves through core.
 
-Gestures (spec §10.4): with a label chosen, double-click a box in the upper half to annotate its
+Gestures (SongExplorer's, listed in docs/annotator.md): with a label chosen, double-click a box in the upper half to annotate its
 interval (again to undo it), drag horizontally for a range, double-click empty space in the lower
 half for a point; double-click an annotation in the lower half to remove it. Keys are listed in
 :data:`KEY_HELP`.

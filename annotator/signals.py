@@ -22,7 +22,7 @@ from scipy import signal
 
 from songexplorer_core.audio import read_recording
 
-#: Browsers refuse WAVs below 3 kHz (stack notes §4.1); playback is resampled to at least this, Hz.
+#: Browsers refuse WAVs below 3 kHz (headless Chromium: a 2500 Hz WAV fails with MediaError 4); playback is resampled to at least this, Hz.
 MIN_PLAYBACK_RATE = 8000
 #: Playback above this is resampled down to it, Hz (browsers differ above 96 kHz).
 MAX_PLAYBACK_RATE = 96000

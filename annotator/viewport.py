@@ -1,4 +1,5 @@
-"""The visible window of a recording and SongExplorer's navigation buttons (spec §10.1).
+"""The visible window of a recording and SongExplorer's navigation buttons (its GUI's
+context-window controls, ``src/gui/view.py`` and ``src/gui/controller.py``).
 
 ``↑`` zooms in (never below :data:`MIN_WIDTH_TICS`), ``↓`` zooms out (never beyond the recording),
 ``○`` resets the width, ``←``/``→`` pan by half a width, ``⇤``/``⇥`` go to the ends. All positions

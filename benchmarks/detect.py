@@ -36,10 +36,10 @@ from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this 
 from songexplorer_core.detect import (  # noqa: E402
     BLOCK_WINDOWS,
     DetectParams,
-    _chunk_windows,
     detect,
     harmonic_f_test,
 )
+from songexplorer_core.detect.criteria import _chunk_windows  # noqa: E402
 
 RATE = 2500
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"

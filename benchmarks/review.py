@@ -1,7 +1,7 @@
 """Speed of the "finding and fixing mistakes" steps (review): congruence first; more measurements
 (activations, cluster, ...) are appended to ``MEASUREMENTS``.
 
-Congruence, the target case of SongExplorer's tutorial (spec §12.2: 355 s there): two one-minute
+Congruence, the target case of SongExplorer's tutorial (355 s there, measured running SongExplorer v0.9.1's test/tutorial.sh on a 2-core CPU machine): two one-minute
 2500 Hz recordings of synthetic song (about 380 pulses each, like the tutorial's dense
 recording's 374/398), densely annotated by two annotators (a perfect one and one who jitters
 pulses by a few tics, misses 5 % of them, adds a few, and places sine-bout ends loosely; both
@@ -64,7 +64,7 @@ RATE = 2500
 STRIDE = 4
 LABELS = (PULSE_LABEL, SINE_LABEL, AMBIENT_LABEL)
 #: SongExplorer v0.9.1's congruence on the tutorial's 60 s dense recording, 3 labels, 2 people,
-#: 20 thresholds (spec §12.2).
+#: 20 thresholds, as SongExplorer's tutorial congruence sweep.
 SONGEXPLORER_CONGRUENCE_S = 355.0
 
 

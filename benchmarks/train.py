@@ -3,7 +3,8 @@
 The tutorial network (mel-cepstrum, 2 conv layers 5x5/3 with 64/64 features, dropout 50 %,
 61 443 parameters), P = 2, mini-batch 32, Adam 0.0002, validate (and checkpoint) every 30 steps
 at 40 % validation, seeds 1/1 -- SongExplorer's ``test/tutorial.sh`` settings, which took it
-9-11.5 s (plus 2-5 s of start-up) on the same 2-core machines (spec §12.2).
+9-11.5 s (plus 2-5 s of start-up) on the same 2-core machines (measured running SongExplorer's
+test/tutorial.sh, TensorFlow 2.15).
 
 Ground truth: SongExplorer's tutorial recording PS_20130625111709_ch3.wav with its ``person1``
 annotations (labels mel-pulse, mel-sine, ambient) if ``../shared`` is present, else a generated
@@ -147,7 +148,7 @@ def main() -> None:
         steps_only = _steps_only(T, folder, config, args.runs)
         print(f"steps only: 300 compiled training steps: median {statistics.median(w for w, _ in steps_only):6.2f} s wall, "
               f"{statistics.median(c for _, c in steps_only):6.2f} s CPU")
-        print(f"SongExplorer (spec §12.2, same machines): train 300 steps 9-11.5 s + 2-5 s start-up; "
+        print(f"SongExplorer (test/tutorial.sh, same machines): train 300 steps 9-11.5 s + 2-5 s start-up; "
               f"target here <= 10 s for the steps")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:

@@ -1,5 +1,5 @@
 """A trained model's input, hidden-layer activations and output at chosen sounds (SongExplorer's
-``activations``, spec §8.3), for clustering (:mod:`songexplorer_core.cluster`) and for finding
+``src/activations``), for clustering (:mod:`songexplorer_core.cluster`) and for finding
 mistakes (:mod:`songexplorer_core.mistakes`).
 
 Which sounds: the rows of interval tables (``wav, start, stop, kind, label``) of the chosen kinds
@@ -37,6 +37,10 @@ the sound table column by column, and a JSON ``metadata`` entry (model labels, l
 settings). About 15 kB per sound for the tutorial network's ``conv2`` layer.
 
 TensorFlow is imported only when activations are computed.
+
+Why one module: its four parts (which sounds, which layers, computing, the ``.npz``) are the steps
+of one command and share the :class:`Activations` result; it is a few lines over the limit
+because of this docstring, and a split would only scatter one pipeline over files.
 """
 
 from __future__ import annotations
@@ -123,7 +127,8 @@ def select_sounds(
     where: str = "",
 ) -> pd.DataFrame:
     """The sounds to look at: rows of ``intervals`` of the chosen kinds and labels, balanced and
-    subsampled as SongExplorer's Activations does (spec §3.2, "testing" set).
+    subsampled as SongExplorer's Activations does (the "testing" set of its ``src/data.py``:
+    ``testing_equalize_ratio``, ``testing_max_sounds``).
 
     Args:
         intervals: an interval table (``wav, start, stop, kind, label``; other columns such as

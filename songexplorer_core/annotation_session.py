@@ -1,5 +1,6 @@
 """One person's annotation session: SongExplorer's labelling gestures, undo/redo, and saving that
-merges with what is on disk (spec §10.4).
+merges with what is on disk (the gestures of SongExplorer's GUI, ``src/gui/controller.py`` and
+``src/gui/model.py`` in SongExplorer's repository; listed in docs/annotator.md).
 
 The annotator app drives this model; it holds no GUI code, so every gesture is testable without a
 browser. Vocabulary:
@@ -29,10 +30,8 @@ whether they write different files (different annotators) or the same file (one 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +46,8 @@ from songexplorer_core.annotations import (
     read_intervals_csv,
     write_intervals_csv,
 )
-from songexplorer_core.atomic import is_temporary
+from songexplorer_core.atomic import folder_lock, is_temporary
 from songexplorer_core.project import recording_relpath
-
-try:  # POSIX: an advisory lock on the folder serialises saves across processes and threads.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: one process at a time is all we can promise
-    fcntl = None
 
 ANNOTATED = "annotated"
 #: SongExplorer's default proximity for a double-click, in screen pixels.
@@ -143,6 +137,38 @@ class _Recording:
     saved_retracted: frozenset[Row] = frozenset()  #: other rows this session had removed at last save
 
 
+class _History:
+    """The actions done, in order, and how many of them are in effect (the rest were undone)."""
+
+    def __init__(self):
+        self.actions: list[Action] = []
+        self.index = 0
+
+    def push(self, action: Action) -> Action:
+        """Record a new action; the undone ones after it are forgotten."""
+        del self.actions[self.index:]
+        self.actions.append(action)
+        self.index = len(self.actions)
+        return action
+
+    def back(self) -> Action | None:
+        if self.index == 0:
+            return None
+        self.index -= 1
+        return self.actions[self.index]
+
+    def forward(self) -> Action | None:
+        if self.index == len(self.actions):
+            return None
+        self.index += 1
+        return self.actions[self.index - 1]
+
+
+def _retracted(state: _Recording) -> frozenset[Row]:
+    """Rows of other files that this session's present corrections replace."""
+    return frozenset(row for sound, row in state.corrections.items() if sound in state.annotations)
+
+
 def proximity_tics(window_tics: int, plot_width_pixels: int, pixels: int = PROXIMITY_PIXELS) -> int:
     """SongExplorer's double-click tolerance: ``pixels`` screen pixels expressed in tics for a
     context window ``window_tics`` wide drawn ``plot_width_pixels`` wide (at least 0)."""
@@ -167,8 +193,7 @@ class AnnotationSession:
         self.annotator = annotator
         self.label = label
         self._recordings: dict[str, _Recording] = {}
-        self._history: list[Action] = []
-        self._history_index = 0
+        self._history = _History()
 
     # ------------------------------------------------------------------------------------------
     # recordings
@@ -192,7 +217,7 @@ class AnnotationSession:
         if folder != self.groundtruth and self.groundtruth not in folder.parents:
             raise SessionError(f"recording {key!r} is outside {self.groundtruth}; refusing to open it")
         state = self._recordings.get(key) or _Recording(key=key, wav=relative.name, folder=folder, ntics=int(ntics))
-        own, others = self._read_files(state)  # raises before anything changes
+        own, others = _read_files(state, self.annotator)  # raises before anything changes
         self._recordings[key] = state
         state.ntics = int(ntics)
         if other_sounds is not None:
@@ -221,31 +246,6 @@ class AnnotationSession:
         """Where this annotator's annotations of recording ``key`` are saved."""
         state = self._state(key)
         return state.folder / annotated_csv_name(state.wav, self.annotator)
-
-    def _annotation_files(self, state: _Recording) -> list[Path]:
-        files = []
-        for path in sorted(state.folder.glob("*.csv")):
-            if is_temporary(path) or not path.is_file():
-                continue
-            parsed = parse_csv_name(path.name)
-            if parsed and parsed.kind == ANNOTATED and parsed.recording == state.wav:
-                files.append(path)
-        return files
-
-    def _read_rows(self, state: _Recording, path: Path) -> list[Sound]:
-        return _sounds_of(read_intervals_csv(path), state)
-
-    def _read_files(self, state: _Recording) -> tuple[list[Sound], list[Row]]:
-        own_path = state.folder / annotated_csv_name(state.wav, self.annotator)
-        own: list[Sound] = []
-        others: list[Row] = []
-        for path in self._annotation_files(state):
-            rows = self._read_rows(state, path)
-            if path.name == own_path.name:
-                own = rows
-            else:
-                others.extend(Row(path.name, sound) for sound in rows)
-        return own, others
 
     # ------------------------------------------------------------------------------------------
     # what is shown
@@ -278,7 +278,7 @@ class AnnotationSession:
         return _frame(state.wav, [s for s in state.annotations if s.label])
 
     # ------------------------------------------------------------------------------------------
-    # gestures (spec §10.4)
+    # gestures (SongExplorer's, see docs/annotator.md)
 
     def _clamp(self, state: _Recording, tic: int) -> int:
         return min(max(int(tic), 0), max(state.ntics - 1, 0))
@@ -403,42 +403,32 @@ class AnnotationSession:
 
     def _do(self, action: Action) -> Action:
         self._apply(action.removed, action.added, action.corrections)
-        del self._history[self._history_index:]
-        self._history.append(action)
-        self._history_index = len(self._history)
-        return action
+        return self._history.push(action)
 
     @property
     def can_undo(self) -> bool:
-        return self._history_index > 0
+        return self._history.index > 0
 
     @property
     def can_redo(self) -> bool:
-        return self._history_index < len(self._history)
+        return self._history.index < len(self._history.actions)
 
     def undo(self) -> Action | None:
         """Revert the latest action (the view pans to ``action.sound``); ``None`` if none."""
-        if not self.can_undo:
-            return None
-        self._history_index -= 1
-        action = self._history[self._history_index]
-        self._apply(action.added, action.removed, action.corrections)
+        action = self._history.back()
+        if action is not None:
+            self._apply(action.added, action.removed, action.corrections)
         return action
 
     def redo(self) -> Action | None:
         """Re-apply the latest undone action; ``None`` if none."""
-        if not self.can_redo:
-            return None
-        action = self._history[self._history_index]
-        self._history_index += 1
-        self._apply(action.removed, action.added, action.corrections)
+        action = self._history.forward()
+        if action is not None:
+            self._apply(action.removed, action.added, action.corrections)
         return action
 
     # ------------------------------------------------------------------------------------------
     # saving
-
-    def _retracted(self, state: _Recording) -> frozenset[Row]:
-        return frozenset(row for sound, row in state.corrections.items() if sound in state.annotations)
 
     def unsaved_changes(self, key: str | None = None) -> int:
         """How many rows differ from the last save (own rows added or removed, other files' rows
@@ -448,7 +438,7 @@ class AnnotationSession:
         for k in keys:
             state = self._state(k)
             own = frozenset(s for s in state.annotations if s.label)
-            total += len(own ^ state.saved_own) + len(self._retracted(state) ^ state.saved_retracted)
+            total += len(own ^ state.saved_own) + len(_retracted(state) ^ state.saved_retracted)
         return total
 
     def save(self) -> SaveReport:
@@ -468,27 +458,13 @@ class AnnotationSession:
             own_now = frozenset(s for s in state.annotations if s.label)
             added = own_now - state.saved_own
             removed = state.saved_own - own_now
-            retracted_now = self._retracted(state)
+            retracted_now = _retracted(state)
             newly_retracted = retracted_now - state.saved_retracted
             restored = state.saved_retracted - retracted_now
             with folder_lock(state.folder):
-                own_path = self.own_csv_path(key)
-                frame = read_intervals_csv(own_path) if own_path.exists() else empty_intervals()
-                disk = {s for s in _sounds_of(frame, state) if s.label}
-                added_ticks = {s.ticks for s in added}
-                drop = (disk & removed) | {s for s in disk if s.ticks in added_ticks}
-                _rewrite(own_path, frame, state, drop, added, written, deleted, sort=True)
-                by_file: dict[str, tuple[set[Sound], set[Sound]]] = {}
-                for row in newly_retracted:
-                    by_file.setdefault(row.file, (set(), set()))[0].add(row.sound)
-                for row in restored:
-                    by_file.setdefault(row.file, (set(), set()))[1].add(row.sound)
-                for name, (drop, put_back) in sorted(by_file.items()):
-                    path = state.folder / name
-                    _check_other_file(path, state)
-                    frame = read_intervals_csv(path) if path.exists() else empty_intervals()
-                    _rewrite(path, frame, state, drop, put_back, written, deleted)
-                own, others = self._read_files(state)
+                _merge_into_files(state, self.own_csv_path(key), added=added, removed=removed,
+                                  retracted=newly_retracted, restored=restored, written=written, deleted=deleted)
+                own, others = _read_files(state, self.annotator)
             state.annotations = set(own) | {s for s in state.annotations if not s.label}
             state.saved_own = frozenset(own)
             state.others = others
@@ -498,6 +474,55 @@ class AnnotationSession:
 
 # ----------------------------------------------------------------------------------------------
 # files
+
+
+def _annotation_files(state: _Recording) -> list[Path]:
+    files = []
+    for path in sorted(state.folder.glob("*.csv")):
+        if is_temporary(path) or not path.is_file():
+            continue
+        parsed = parse_csv_name(path.name)
+        if parsed and parsed.kind == ANNOTATED and parsed.recording == state.wav:
+            files.append(path)
+    return files
+
+
+def _read_files(state: _Recording, annotator: str) -> tuple[list[Sound], list[Row]]:
+    """The rows of ``annotator``'s own file of the recording, and those of its other annotation files."""
+    own_name = annotated_csv_name(state.wav, annotator)
+    own: list[Sound] = []
+    others: list[Row] = []
+    for path in _annotation_files(state):
+        rows = _sounds_of(read_intervals_csv(path), state)
+        if path.name == own_name:
+            own = rows
+        else:
+            others.extend(Row(path.name, sound) for sound in rows)
+    return own, others
+
+
+def _merge_into_files(state: _Recording, own_path: Path, *, added: set[Sound], removed: set[Sound],
+                      retracted: set[Row], restored: set[Row], written: list[Path], deleted: list[Path]) -> None:
+    """Apply one recording's changes since the last save to the files as they are on disk now
+    (the caller holds the folder's lock): in the own file drop ``removed`` and add ``added``
+    (replacing rows with the same ticks); in other files drop the ``retracted`` rows and put the
+    ``restored`` ones back. Changed files are appended to ``written``/``deleted``."""
+    frame = read_intervals_csv(own_path) if own_path.exists() else empty_intervals()
+    disk = {s for s in _sounds_of(frame, state) if s.label}
+    added_ticks = {s.ticks for s in added}
+    drop = (disk & removed) | {s for s in disk if s.ticks in added_ticks}
+    _rewrite(own_path, frame, state, drop, added, written, deleted, sort=True)
+    by_file: dict[str, tuple[set[Sound], set[Sound]]] = {}
+    for row in retracted:
+        by_file.setdefault(row.file, (set(), set()))[0].add(row.sound)
+    for row in restored:
+        by_file.setdefault(row.file, (set(), set()))[1].add(row.sound)
+    for name, (drop, put_back) in sorted(by_file.items()):
+        path = state.folder / name
+        _check_other_file(path, state)
+        frame = read_intervals_csv(path) if path.exists() else empty_intervals()
+        _rewrite(path, frame, state, drop, put_back, written, deleted)
+
 
 
 def _frame(wav: str, sounds: Iterable[Sound]) -> pd.DataFrame:
@@ -547,35 +572,6 @@ def _rewrite(path: Path, frame: pd.DataFrame, state: _Recording, drop: set[Sound
     elif path.exists():
         path.unlink()
         deleted.append(path)
-
-
-_THREAD_LOCKS: dict[Path, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` while annotation files in it are read and rewritten.
-
-    An advisory ``flock`` on the folder itself (no lock file is created), which serialises saves
-    from other processes and other threads alike; where ``fcntl`` is missing, a per-process lock.
-    """
-    folder = Path(folder)
-    if fcntl is None:  # pragma: no cover
-        with _THREAD_LOCKS_GUARD:
-            lock = _THREAD_LOCKS.setdefault(folder.resolve(), threading.Lock())
-        with lock:
-            yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Atomic file writes: write a temporary file beside the target, then rename it into place.
 
 A reader (the Dagster sensor, the annotator, another person's session) therefore never sees a
-half-written file, and a crash mid-write leaves the previous version intact.
+half-written file, and a crash mid-write leaves the previous version intact. Writers that
+read-modify-write a shared folder (annotation sessions saving) hold :func:`folder_lock` meanwhile.
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Iterator
+
+try:  # POSIX: an advisory lock on the folder serialises writers across processes and threads.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one process at a time is all we can promise
+    fcntl = None
 
 TEMP_SUFFIX = ".tmp"
 
@@ -63,3 +70,32 @@ def is_temporary(path: str | os.PathLike) -> bool:
     """True for the in-progress files written by :func:`atomic_write` / :func:`atomic_path`."""
     name = Path(path).name
     return name.startswith(".") and (TEMP_SUFFIX in name)
+
+
+_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while annotation files in it are read and rewritten.
+
+    An advisory ``flock`` on the folder itself (no lock file is created), which serialises saves
+    from other processes and other threads alike; where ``fcntl`` is missing, a per-process lock.
+    """
+    folder = Path(folder)
+    if fcntl is None:  # pragma: no cover
+        with _THREAD_LOCKS_GUARD:
+            lock = _THREAD_LOCKS.setdefault(folder.resolve(), threading.Lock())
+        with lock:
+            yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,5 +1,5 @@
 """Embed sounds' activations in 2-D or 3-D for browsing (SongExplorer's ``cluster`` plug-ins,
-spec §8.4): UMAP by default, t-SNE and PCA as alternatives, one embedding per chosen layer.
+``src/cluster-plugins/``): UMAP by default, t-SNE and PCA as alternatives, one embedding per chosen layer.
 
 Steps for one layer (:func:`embed`): flatten each sound's activations to one vector; standardise
 every feature (``(x - mean) / sd``, constant features left at 0) unless ``standardize=False``;

@@ -1,4 +1,4 @@
-"""Misses: detected sounds that no prediction covers (SongExplorer §8.1).
+"""Misses: detected sounds that no prediction covers (SongExplorer's ``src/misses``).
 
 Detection (``<wav>-detected.csv``) marks every loud or tonal stretch of a recording; the ethogram
 (``<wav>-predicted.csv``) marks what the model recognised. The tics covered by a detected interval

@@ -1,4 +1,4 @@
-"""Annotated sounds the model gets wrong (SongExplorer's ``mistakes``, spec §8.2).
+"""Annotated sounds the model gets wrong (SongExplorer's ``src/mistakes``).
 
 For every annotated sound, the model's decision *at the sound* (the one context window centred
 on it, :mod:`songexplorer_core.activations`) is compared with its label:

@@ -25,7 +25,7 @@ train_model_job = dg.define_asset_job(
     description="Train on the ground truth, log to MLflow, and draw the accuracy report.",
 )
 
-# -- review workflows (SongExplorer's wizards, spec §10.2-10.3) ---------------------------------
+# -- review workflows (SongExplorer's wizards, src/gui/controller.py) ---------------------------------
 #
 # Each is `activations` + `cluster` with the kinds of sounds the workflow looks at, preset in the
 # job's config: the Launchpad shows the preset and every field can be changed before launching.

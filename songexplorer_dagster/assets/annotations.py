@@ -101,7 +101,7 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     deps=[dg.AssetDep(annotations, partition_mapping=dg.AllPartitionMapping())],
     group_name="annotations",
     kinds={"parquet"},
-    # eager() alone never fires while any recording partition is still missing (stack-notes §1.3)
+    # eager() alone never fires while any recording partition is still missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     description=__doc__,
 )

@@ -278,7 +278,7 @@ def congruence_dir(project: ProjectResource, version: str) -> Path:
           dg.AssetDep(annotations, partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"matplotlib", "csv", "mlflow"},
-    # eager() alone never fires while any recording partition is missing (stack-notes §1.3)
+    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     description=__doc__,
 )

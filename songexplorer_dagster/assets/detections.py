@@ -11,7 +11,7 @@ each atomically:
   tools and people's scripts read it as they always have.
 
 By default (``songexplorer_quirks`` on) the rows are SongExplorer v0.9.1's exactly, row for row,
-including its tic conventions (spec Appendix A, quirks 1-3): ``time`` stops are exclusive (one past
+including its tic conventions (quirks 1-3 of docs/design.md): ``time`` stops are exclusive (one past
 the last loud tic) and ``frequency`` rows may start up to a quarter F-test window before tic 0.
 Turn it off for inclusive intervals that stay inside the recording.
 

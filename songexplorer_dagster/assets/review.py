@@ -500,7 +500,7 @@ class SummariesConfig(dg.Config):
     deps=[dg.AssetDep(ethograms, partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"pandas", "matplotlib", "csv"},
-    # eager() alone never fires while any recording partition is missing (stack-notes §1.3)
+    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     description=__doc__,
 )

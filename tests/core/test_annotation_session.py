@@ -1,4 +1,4 @@
-"""The annotation session model: every SongExplorer gesture (spec §10.4), undo/redo, and saves that
+"""The annotation session model: every SongExplorer gesture (docs/annotator.md), undo/redo, and saves that
 merge with the files on disk so that two sessions on one recording lose nothing."""
 
 import threading

@@ -27,7 +27,7 @@ def test_round_trip_keeps_rows_order_and_inclusive_tics(tmp_path):
 
 
 def test_reads_songexplorer_sample_rows():
-    # Two real rows in SongExplorer's format (spec 1.2): a range and a point.
+    # Two real rows in SongExplorer's format (its 5-column interval CSV: wav,start,stop,kind,label): a range and a point.
     import io, tempfile, pathlib
     d = pathlib.Path(tempfile.mkdtemp())
     p = write(d / "PS.wav-annotated-person1.csv",

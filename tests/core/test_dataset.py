@@ -129,7 +129,7 @@ def test_tutorial_split_matches_songexplorers_log(tmp_path):
     for name in ("PS_20130625111709_ch3.wav", "PS_20130625111709_ch3.wav-annotated-person1.csv"):
         (tmp_path / name).symlink_to((tutorial / name).resolve())
     ds = D.make_dataset(tmp_path, labels_to_use=LABELS, geometry=GEOMETRY, validation_percentage=40)
-    # measured train_1r.log of SongExplorer's shell tutorial (spec §4.8)
+    # train_1r.log measured running SongExplorer's test/tutorial.sh
     assert ds.counts(D.VALIDATION) == {"ambient": 6, "mel-pulse": 25, "mel-sine": 2}
     assert ds.counts(D.TRAINING) == {"ambient": 9, "mel-pulse": 48, "mel-sine": 9}
 

@@ -187,7 +187,7 @@ def test_closing_reflects_at_the_borders_as_skimage_does():
 
 
 def test_running_filters_agree_with_the_footprint_definition():
-    from songexplorer_core.detect import _closing_by_footprint, _opening_by_footprint
+    from songexplorer_core.detect.morphology import _closing_by_footprint, _opening_by_footprint
 
     rng = np.random.default_rng(0)
     for length in (2, 3, 4, 15, 16, 17):
