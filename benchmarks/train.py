@@ -76,7 +76,7 @@ def cold_run(folder: Path, out: Path) -> tuple[float, float | None]:
     """Wall seconds of a fresh ``songexplorer train`` process, and its own train() seconds."""
     code = (
         "import sys, time\n"
-        "from songexplorer_core.cli import main\n"
+        "from songexplorer_cli import main\n"
         f"sys.exit(main(['train', '--groundtruth', {str(folder)!r}, '--out', {str(out)!r}, '--no-progress', "
         f"'--device', 'cpu', *{SETTINGS!r}]))\n"
     )
@@ -124,8 +124,8 @@ def main() -> None:
 
         info = configure_compute("cpu")
         from songexplorer_core import train as T  # noqa: PLC0415
-        from songexplorer_core.cli import build_parser  # noqa: PLC0415
-        from songexplorer_core.cli.train import config_from_args  # noqa: PLC0415
+        from songexplorer_cli import build_parser  # noqa: PLC0415
+        from songexplorer_cli.train import config_from_args  # noqa: PLC0415
 
         config = config_from_args(build_parser().parse_args(
             ["train", "--groundtruth", str(folder), "--out", str(work), *SETTINGS]))

@@ -22,6 +22,7 @@ import os
 import shutil
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from songexplorer_core.annotations import is_ignored_folder
@@ -160,8 +161,12 @@ def recording_path(project: Project, key: str) -> Path:
 # --------------------------------------------------------------------------------------------
 # creating projects
 
-# The instance template ships inside songexplorer_dagster (a link to the repo-root dagster.yaml).
-_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "songexplorer_dagster" / "dagster.yaml"
+
+def instance_template() -> str:
+    """The Dagster instance settings a new project's ``dagster_home/dagster.yaml`` starts from:
+    ``songexplorer_core/templates/dagster.yaml``, package data (the repo-root ``dagster.yaml`` is a
+    link to it, for ``dagster dev`` run from a checkout without ``DAGSTER_HOME``)."""
+    return (resources.files("songexplorer_core") / "templates" / "dagster.yaml").read_text(encoding="utf-8")
 
 
 def write_settings(project: Project, settings: ProjectSettings) -> None:
@@ -218,7 +223,8 @@ def init_project(
     project.mlflow_dir.mkdir(exist_ok=True)
     instance_yaml = project.dagster_home / "dagster.yaml"
     if not instance_yaml.exists():
-        shutil.copyfile(_DAGSTER_YAML, instance_yaml)
+        with atomic_write(instance_yaml) as handle:
+            handle.write(instance_template())
     if not project.settings_path.exists():
         if settings is None:
             settings = _settings_from_recordings(project)

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 from bokeh.events import DoubleTap, SelectionGeometry, Tap
 
-from annotator.app import AnnotatorApp
+from songexplorer_annotator.app import AnnotatorApp
 from songexplorer_core.classify import Probabilities, write_probabilities
 from songexplorer_core.project import init_project
 

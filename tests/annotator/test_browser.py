@@ -67,10 +67,10 @@ TO_DATA_X = "([name, sx]) => { const v = (" + FIND_VIEW + """)(name);
 @pytest.fixture
 def server(project):
     """``songexplorer annotate`` on a free port of 127.0.0.1, stopped (its process group) after."""
-    from annotator.server import free_port
+    from songexplorer_annotator.server import free_port
 
     port = free_port()
-    command = [sys.executable, "-c", "import sys; from songexplorer_core.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from songexplorer_cli import main; sys.exit(main())",
                "annotate", "--project", str(project.root), "--port", str(port), "--autosave", "0"]
     log = open(project.root / "annotate.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from annotator.app import AnnotatorApp
-from annotator.catalog import AccessError, Catalog
+from songexplorer_annotator.app import AnnotatorApp
+from songexplorer_annotator.catalog import AccessError, Catalog
 from songexplorer_core.annotations import intervals_frame
 from songexplorer_core.classify import Probabilities, write_probabilities
 from songexplorer_core.project import init_project
@@ -50,7 +50,7 @@ def test_only_the_projects_recordings_are_listed_and_opened(small, tmp_path):
 
 def test_a_query_naming_a_file_outside_groundtruth_is_refused_before_it_is_opened(small, tmp_path, monkeypatch):
     opened = []
-    import annotator.catalog as catalog_module
+    import songexplorer_annotator.catalog as catalog_module
 
     real_info = catalog_module.recording_info
     monkeypatch.setattr(catalog_module, "recording_info", lambda path: opened.append(path) or real_info(path))

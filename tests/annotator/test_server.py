@@ -13,14 +13,14 @@ import urllib.request
 
 import pytest
 
-from annotator.server import free_port
-from songexplorer_core.cli import main
+from songexplorer_annotator.server import free_port
+from songexplorer_cli import main
 
 
 @pytest.fixture(scope="module")
 def served(demo):
     port = free_port()
-    command = [sys.executable, "-c", "import sys; from songexplorer_core.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from songexplorer_cli import main; sys.exit(main())",
                "annotate", "--project", str(demo.root), "--port", str(port), "--annotator", "tester"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

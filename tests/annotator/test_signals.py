@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-import annotator.signals as signals
-from annotator.signals import playback_rate, playback_wav, waveform_trace, window_spectrogram
+import songexplorer_annotator.signals as signals
+from songexplorer_annotator.signals import playback_rate, playback_wav, waveform_trace, window_spectrogram
 
 RATE = 2500
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from annotator.cluster import ClusterError, filter_sounds, nearest_sounds, read_cluster_table
-from annotator.viewport import MIN_WIDTH_TICS, Viewport
+from songexplorer_annotator.cluster import ClusterError, filter_sounds, nearest_sounds, read_cluster_table
+from songexplorer_annotator.viewport import MIN_WIDTH_TICS, Viewport
 
 
 def test_zoom_keeps_the_centre_and_stays_within_20_tics_and_the_recording():

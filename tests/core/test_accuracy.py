@@ -231,7 +231,7 @@ def test_unreachable_ratio_warns_and_takes_the_closest_threshold():
 
 
 def test_command_line_on_a_folder_of_training_runs(tmp_path, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
 
     rng = np.random.default_rng(1)
     gt = rng.integers(0, 3, size=(40, 2))

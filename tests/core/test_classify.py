@@ -240,7 +240,7 @@ def test_wrong_model_geometry_is_reported():
 
 
 def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
     from songexplorer_core.ethogram import write_thresholds_csv
 
     models.save_trained_model(small_model, tmp_path / "logs" / "train_1r" / "ckpt-30")

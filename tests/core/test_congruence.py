@@ -615,7 +615,7 @@ def test_songexplorer_fixture_counts_and_disjoint_files_are_reproduced(tmp_path)
 def test_command_line_compares_a_ground_truth_folder_sweeps_and_writes_dense_thresholds(tmp_path, capsys):
     from songexplorer_core.annotations import write_intervals_csv
     from songexplorer_core.classify import probabilities_npz_name, write_probabilities
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
     from songexplorer_core.ethogram import write_thresholds_csv
     from songexplorer_core.synth import write_song
 
@@ -662,7 +662,7 @@ def test_command_line_compares_a_ground_truth_folder_sweeps_and_writes_dense_thr
 
 def test_command_line_names_annotated_recordings_without_predictions(tmp_path, capsys):
     from songexplorer_core.annotations import write_intervals_csv
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
 
     write_intervals_csv(table([(0, 9)], wav="a.wav"), tmp_path / "a.wav-annotated-alice.csv")
     write_intervals_csv(table([(0, 9)], wav="b.wav"), tmp_path / "b.wav-annotated-alice.csv")

@@ -9,7 +9,7 @@ import soundfile
 from scipy import special, stats
 from scipy.signal import windows
 
-from songexplorer_core.cli import main as cli_main
+from songexplorer_cli import main as cli_main
 from songexplorer_core.detect import (
     CHUNK_TICS,
     DetectParams,

@@ -104,7 +104,7 @@ def test_csv_errors_name_the_problem(tmp_path):
 
 
 def test_command_line_takes_songexplorers_comma_separated_list(tmp_path, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
 
     detected = write_intervals_csv(table([(0, 9, "time"), (20, 29, "neither")], kind="detected"),
                                    tmp_path / "r.wav-detected.csv")

@@ -178,7 +178,7 @@ def project(tmp_path_factory):
 
 def test_activations_cluster_and_mistakes_commands(project, capsys):
     from songexplorer_core.activations import read_activations
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
     from songexplorer_core.cluster import read_cluster
 
     root, gt, model = project
@@ -216,7 +216,7 @@ def test_activations_cluster_and_mistakes_commands(project, capsys):
 
 
 def test_command_errors_are_one_line_messages(project, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
 
     root, gt, _ = project
     assert main(["activations", "--groundtruth", str(gt), "--model", str(root / "model"), "--out",
@@ -233,7 +233,7 @@ def test_command_errors_are_one_line_messages(project, capsys):
 
 
 def test_mistakes_from_activations_need_annotated_sounds(project, tmp_path, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
 
     root, gt, model = project
     truth = GroundTruth.from_folder(gt)

@@ -58,7 +58,7 @@ def test_project_inside_its_own_source_is_refused(tmp_path):
 
 
 def test_cli_init(tmp_path, capsys):
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
     source = make_groundtruth(tmp_path / "lab-data")
     assert main(["init", str(tmp_path / "p"), "--from", str(source)]) == 0
     assert "2 recording(s), 5000 Hz" in capsys.readouterr().out

@@ -126,7 +126,7 @@ def test_write_summaries_files(two_trains, tmp_path):
 
 def test_command_line_reads_durations_from_the_wavs(tmp_path, capsys):
     from songexplorer_core.annotations import write_intervals_csv
-    from songexplorer_core.cli import main
+    from songexplorer_cli import main
     from songexplorer_core.synth import write_song
 
     song = make_song(30, seed=8, wav="s.wav")

@@ -14,7 +14,7 @@ from songexplorer_core import models as M
 from songexplorer_core import synth
 from songexplorer_core import train as T
 from songexplorer_core.annotations import write_intervals_csv
-from songexplorer_core.cli import main as cli_main
+from songexplorer_cli import main as cli_main
 
 LABELS = ("mel-pulse", "mel-sine", "ambient")
 
@@ -244,7 +244,7 @@ def test_command_line_trains_and_reports_bad_input(song_folder, tmp_path, capsys
 def test_command_line_takes_its_defaults_from_the_recipe():
     import argparse
 
-    from songexplorer_core.cli import train as train_cli
+    from songexplorer_cli import train as train_cli
     from songexplorer_core.recipes import default_recipe, tutorial_recipe
 
     parser = argparse.ArgumentParser()

@@ -235,7 +235,7 @@ def run_workflow(demo, instance, name, cluster_config=None):
 
 
 def read_cluster_for_annotator(project):
-    from annotator.cluster import read_cluster_table
+    from songexplorer_annotator.cluster import read_cluster_table
 
     return read_cluster_table(project.outputs / "cluster" / "cluster.parquet", {k: k for k in KEYS}.get)
 

@@ -7,7 +7,7 @@ project, write to ``outputs/cluster/cluster.parquet``: the annotator's cluster v
 
 from __future__ import annotations
 
-from songexplorer_core.cli.options import progress_bar
+from songexplorer_cli.options import progress_bar
 from songexplorer_core.cluster import METHODS, ClusterParams
 
 _DEFAULTS = ClusterParams()

@@ -1,6 +1,9 @@
 """The ``songexplorer`` command line: every action of the platform, for scripting.
 
-Each command is a module of this package with ``register(subparsers)`` and ``run(args)``.
+Each command is a module of this package with ``register(subparsers)`` and ``run(args)``;
+``options`` holds flags several share. The commands call :mod:`songexplorer_core`; the two that
+need more import it inside ``run``: ``annotate`` (:mod:`songexplorer_annotator`, Panel) and
+``register`` (:mod:`songexplorer_dagster`), so the other commands start without either.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes")
+COMMANDS = ("init", "demo", "register", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"songexplorer_core.cli.{name}").register(subparsers)
+        importlib.import_module(f"songexplorer_cli.{name}").register(subparsers)
     return parser
 
 

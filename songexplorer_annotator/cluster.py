@@ -58,7 +58,7 @@ def read_cluster_table(path: str | Path, key_for) -> ClusterTable | None:
     Args:
         path: the cluster Parquet file.
         key_for: callable mapping a ``wav`` value to a recording key, or ``None`` for a recording
-            the project does not have (e.g. :meth:`annotator.catalog.Catalog.key_for`).
+            the project does not have (e.g. :meth:`songexplorer_annotator.catalog.Catalog.key_for`).
 
     Raises:
         ClusterError: naming the file, when it is not Parquet or lacks a column.

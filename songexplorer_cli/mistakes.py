@@ -9,7 +9,7 @@ output stored in an activations file.
 
 from __future__ import annotations
 
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from, progress_bar
+from songexplorer_cli.options import add_compute_options, configure_compute_from, progress_bar
 
 
 def register(subparsers) -> None:

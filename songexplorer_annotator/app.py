@@ -1,7 +1,7 @@
 """The annotator: a Panel app where people see, hear and label song (SongExplorer's GUI, ``src/gui/``).
 
 One :class:`AnnotatorApp` per browser session. It shows one recording at a time through a
-:class:`~annotator.viewport.Viewport` (only the visible window is computed and sent), draws the
+:class:`~songexplorer_annotator.viewport.Viewport` (only the visible window is computed and sent), draws the
 used sounds (detected, predicted, missed, other people's annotations) in the upper half of the
 context window and this session's annotations in the lower half, and turns gestures into calls
 on a :class:`~songexplorer_core.annotation_session.AnnotationSession`, which saves through core.
@@ -39,11 +39,11 @@ from bokeh.models import (
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 
-from annotator.catalog import AccessError, Catalog, Recording
-from annotator.cluster import ClusterError, cluster_path, filter_sounds, nearest_sounds, read_cluster_table
-from annotator.keys import KeyListener
-from annotator.signals import playback_wav, waveform_trace, window_spectrogram
-from annotator.viewport import Viewport
+from songexplorer_annotator.catalog import AccessError, Catalog, Recording
+from songexplorer_annotator.cluster import ClusterError, cluster_path, filter_sounds, nearest_sounds, read_cluster_table
+from songexplorer_annotator.keys import KeyListener
+from songexplorer_annotator.signals import playback_wav, waveform_trace, window_spectrogram
+from songexplorer_annotator.viewport import Viewport
 from songexplorer_core.annotation_session import (
     AnnotationSession,
     SessionError,

@@ -1,7 +1,7 @@
-"""Serving the annotator: ``songexplorer annotate`` and ``panel serve annotator/panel_app.py``.
+"""Serving the annotator: ``songexplorer annotate`` and ``panel serve songexplorer_annotator/panel_app.py``.
 
 The server binds 127.0.0.1 unless told otherwise and accepts websocket connections only from
-the address it serves, so a page elsewhere cannot drive it. One :class:`~annotator.app.AnnotatorApp`
+the address it serves, so a page elsewhere cannot drive it. One :class:`~songexplorer_annotator.app.AnnotatorApp`
 is made per browser session.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import panel as pn
 
-from annotator.app import create_app
+from songexplorer_annotator.app import create_app
 from songexplorer_core.project import Project, ProjectError
 
 #: The URL path of the app: ``http://<address>:<port>/annotate``.
@@ -59,7 +59,7 @@ def serve(
         show: open a browser tab.
         threaded: return at once with the server running in a thread (``.stop()`` ends it);
             otherwise block until interrupted.
-        **options: passed to :class:`annotator.app.AnnotatorApp` (``context_s``, ``labels``...).
+        **options: passed to :class:`songexplorer_annotator.app.AnnotatorApp` (``context_s``, ``labels``...).
     """
     project = check_project(project_root)
     port = int(port) or free_port(address)

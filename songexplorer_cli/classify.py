@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from, progress_bar
+from songexplorer_cli.options import add_compute_options, configure_compute_from, progress_bar
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from annotator.server import serve  # panel is imported only when the annotator is served
+    from songexplorer_annotator.server import serve  # panel is imported only when the annotator is served
 
     root = args.project or project_from_env().root
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
@@ -46,7 +46,7 @@ def run(args) -> int:
               f"recordings", file=sys.stderr)
     port = args.port
     if port == 0:
-        from annotator.server import free_port
+        from songexplorer_annotator.server import free_port
 
         port = free_port(args.address)
     print(f"annotator: http://{args.address}:{port}/annotate  (project {root}; Ctrl-C stops)", flush=True)

@@ -1,6 +1,6 @@
 """Time the annotator's recording view on a long recording, without a browser.
 
-    python -m annotator.benchmark /tmp/annotator-bench [--minutes 60]
+    python -m songexplorer_annotator.benchmark /tmp/annotator-bench [--minutes 60]
 
 Creates (once) a project with one noise recording of ``--minutes`` minutes at 2500 Hz and prints
 the median time to open it (overview + first window), pan, render wide windows and prepare
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from annotator.app import AnnotatorApp
+from songexplorer_annotator.app import AnnotatorApp
 from songexplorer_core.project import init_project
 
 RATE = 2500

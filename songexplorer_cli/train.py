@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from songexplorer_core.cli.options import add_compute_options, configure_compute_from
+from songexplorer_cli.options import add_compute_options, configure_compute_from
 from songexplorer_core.dataset import Augmentation
 from songexplorer_core.recipes import DEFAULT_RECIPE, recipe_config
 from songexplorer_core.models import (
