@@ -45,22 +45,23 @@ def main(argv=None) -> None:
             for _ in range(args.minutes):
                 handle.write(rng.normal(0, 200, 60 * RATE).astype(np.int16))
     app = AnnotatorApp(project, annotator="bench")
+    view = app.recording_view
     key = wav.name
     print(f"recording: {args.minutes} min at {RATE} Hz ({wav.stat().st_size / 1e6:.0f} MB); medians:")
-    print(f"  open (overview + first 4 s window): {_median_seconds(lambda: app.open_recording(key), 3):.3f} s")
-    print(f"  pan half a 4 s window:              {_median_seconds(lambda: app.navigate('right'), 9):.4f} s")
+    print(f"  open (overview + first 4 s window): {_median_seconds(lambda: view.open_recording(key), 3):.3f} s")
+    print(f"  pan half a 4 s window:              {_median_seconds(lambda: view.navigate('right'), 9):.4f} s")
     for minutes in (10, args.minutes):
-        app.view = app.view.around(app.view.centre, minutes * 60 * RATE)
-        print(f"  render a {minutes:>3} min window:            {_median_seconds(app.render, 3):.3f} s")
-    image = app.spectrogram_source.data["image"][0]
-    print(f"  sent for the widest window: {len(app.wave_source.data['t'])} waveform points, "
+        view.view = view.view.around(view.view.centre, minutes * 60 * RATE)
+        print(f"  render a {minutes:>3} min window:            {_median_seconds(view.render, 3):.3f} s")
+    image = view.plots.spectrogram_source.data["image"][0]
+    print(f"  sent for the widest window: {len(view.plots.wave_source.data['t'])} waveform points, "
           f"{image.shape[1]} x {image.shape[0]} spectrogram cells")
-    app.view = app.view.around(app.view.centre, 4 * RATE)
+    view.view = view.view.around(view.view.centre, 4 * RATE)
 
     def play():
-        app._audio_window = None
-        app.toggle_play()
-        app.toggle_play()
+        app.playback.window = None
+        app.playback.toggle()
+        app.playback.toggle()
 
     print(f"  playback WAV of a 4 s window:       {_median_seconds(play, 9):.4f} s")
 

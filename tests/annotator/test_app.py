@@ -32,7 +32,7 @@ def detected(project, label="time"):
 @pytest.fixture
 def app(project):
     app = AnnotatorApp(project, annotator="tester", query={"recording": KEY})
-    assert app.recording is not None and app.recording.key == KEY
+    assert app.recording_view.recording is not None and app.recording_view.recording.key == KEY
     return app
 
 
@@ -40,7 +40,7 @@ def test_the_name_is_asked_until_a_usable_one_is_given(project):
     app = AnnotatorApp(project)
     assert app.session is None and app.body.objects == [app.name_prompt]
     assert not app.set_annotator("two words")
-    assert "annotator name" in app.message.object and app.session is None
+    assert "annotator name" in app.shared.message.object and app.session is None
     app._stored_name("")  # this browser remembers no name: still asking
     assert app.session is None
     app._stored_name("remembered")  # this browser remembers one: not asked again
@@ -53,32 +53,32 @@ def test_only_the_visible_window_is_sent(tmp_path):
     rng = np.random.default_rng(1)
     soundfile.write(str(project.groundtruth / "long.wav"), rng.normal(0, 100, 600 * RATE).astype(np.int16), RATE)
     app = AnnotatorApp(project, annotator="tester", context_s=4, plot_width=1000)
-    assert app.open_recording("long.wav")
-    assert (app.x_range.start, app.x_range.end) == (0, 4)
-    assert len(app.wave_source.data["t"]) <= 4000 and max(app.wave_source.data["t"]) <= 4
-    image = app.spectrogram_source.data["image"][0]
+    assert app.recording_view.open_recording("long.wav")
+    assert (app.recording_view.plots.x_range.start, app.recording_view.plots.x_range.end) == (0, 4)
+    assert len(app.recording_view.plots.wave_source.data["t"]) <= 4000 and max(app.recording_view.plots.wave_source.data["t"]) <= 4
+    image = app.recording_view.plots.spectrogram_source.data["image"][0]
     assert image.shape[1] <= 500
-    assert len(app.overview_source.data["t"]) <= 2000  # the whole recording, reduced
-    app.navigate("end")
-    assert app.x_range.end == 600 and app.x_range.start == 596
-    assert min(app.wave_source.data["t"]) >= 596
+    assert len(app.recording_view.plots.overview_source.data["t"]) <= 2000  # the whole recording, reduced
+    app.recording_view.navigate("end")
+    assert app.recording_view.plots.x_range.end == 600 and app.recording_view.plots.x_range.start == 596
+    assert min(app.recording_view.plots.wave_source.data["t"]) >= 596
 
 
 def test_double_taps_and_a_drag_annotate_and_save(app, project):
     sound = detected(project)
     centre_s = (sound.start + sound.stop + 1) / 2 / RATE
-    app.centre_on(KEY, centre_s * RATE)
-    app._select_label_slot(1)  # the second box holds the demo's second most common label
+    app.recording_view.centre_on(KEY, centre_s * RATE)
+    app.labels.choose(1)  # the second box holds the demo's second most common label
     label = app.session.label
     assert label
-    app.waveform._trigger_event(DoubleTap(app.waveform, x=centre_s, y=0.5))  # upper half: the sound's box
+    app.recording_view.plots.waveform._trigger_event(DoubleTap(app.recording_view.plots.waveform, x=centre_s, y=0.5))  # upper half: the sound's box
     rows = [(s.start, s.stop, s.label) for s in app.session.annotations(KEY)]
     assert rows == [(int(sound.start), int(sound.stop), label)]
-    assert app.lower_source.data["text"] == [label]
-    point_s = app.x_range.start + 0.2
-    app.spectrogram._trigger_event(DoubleTap(app.spectrogram, x=point_s, y=100.0))  # lower half: a point
-    app.waveform._trigger_event(SelectionGeometry(app.waveform, geometry=dict(
-        type="rect", x0=app.x_range.end - 0.5, x1=app.x_range.end - 0.3, y0=-1, y1=1), final=True))
+    assert app.recording_view.plots.lower_source.data["text"] == [label]
+    point_s = app.recording_view.plots.x_range.start + 0.2
+    app.recording_view.plots.spectrogram._trigger_event(DoubleTap(app.recording_view.plots.spectrogram, x=point_s, y=100.0))  # lower half: a point
+    app.recording_view.plots.waveform._trigger_event(SelectionGeometry(app.recording_view.plots.waveform, geometry=dict(
+        type="rect", x0=app.recording_view.plots.x_range.end - 0.5, x1=app.recording_view.plots.x_range.end - 0.3, y0=-1, y1=1), final=True))
     assert len(app.session.annotations(KEY)) == 3
     assert "3 unsaved" in app.save_indicator.object
     app.save()
@@ -87,74 +87,74 @@ def test_double_taps_and_a_drag_annotate_and_save(app, project):
     assert sorted(csv_rows(project, "tester")) == sorted([
         f"{KEY},{int(sound.start)},{int(sound.stop)},annotated,{label}",
         f"{KEY},{point},{point},annotated,{label}",
-        f"{KEY},{int(round((app.x_range.end - 0.5) * RATE))},{int(round((app.x_range.end - 0.3) * RATE))},annotated,{label}",
+        f"{KEY},{int(round((app.recording_view.plots.x_range.end - 0.5) * RATE))},{int(round((app.recording_view.plots.x_range.end - 0.3) * RATE))},annotated,{label}",
     ])
     # a double-tap on an annotation in the lower half removes it
-    app.waveform._trigger_event(DoubleTap(app.waveform, x=point_s, y=-0.5))
+    app.recording_view.plots.waveform._trigger_event(DoubleTap(app.recording_view.plots.waveform, x=point_s, y=-0.5))
     assert len(app.session.annotations(KEY)) == 2 and "1 unsaved" in app.save_indicator.object
 
 
 def test_keys_choose_labels_navigate_undo_redo_and_save(app, project):
-    start = app.view.start
+    start = app.recording_view.view.start
     app.handle_key("ArrowRight")
-    assert app.view.start == start + app.view.width // 2
+    assert app.recording_view.view.start == start + app.recording_view.view.width // 2
     app.handle_key("ArrowUp")
-    assert app.view.width == int(round(app.context_s * RATE / 2))
+    assert app.recording_view.view.width == int(round(app.recording_view.context_s * RATE / 2))
     app.handle_key("o")
-    assert app.view.width == int(app.context_s * RATE)
+    assert app.recording_view.view.width == int(app.recording_view.context_s * RATE)
     app.handle_key("End")
-    assert app.view.stop == app.recording.ntics
+    assert app.recording_view.view.stop == app.recording_view.recording.ntics
     app.handle_key("Home")
-    assert app.view.start == 0
+    assert app.recording_view.view.start == 0
     app.handle_key("3")
-    assert app.session.label == app.label_inputs[2].value and app.count_buttons[2].color == "primary"
-    app.double_click(0.5, upper=False)
-    assert app.count_buttons[2].label == "1"
+    assert app.session.label == app.labels.inputs[2].value and app.labels.count_buttons[2].color == "primary"
+    app.recording_view.double_click(0.5, upper=False)
+    assert app.labels.count_buttons[2].label == "1"
     app.handle_key("0")
     assert app.session.label == ""
     app.handle_key("Ctrl+z")
-    assert app.session.annotations(KEY) == [] and app.count_buttons[2].label == "0"
+    assert app.session.annotations(KEY) == [] and app.labels.count_buttons[2].label == "0"
     app.handle_key("Ctrl+Z")
     assert len(app.session.annotations(KEY)) == 1
     app.handle_key("Ctrl+s")
     assert len(csv_rows(project, "tester")) == 1
-    app.navigate("reset")
-    app.view = app.view.centred_on(10 * RATE)
-    following = app.session.neighbour(KEY, app.view.centre, +1)
+    app.recording_view.navigate("reset")
+    app.recording_view.view = app.recording_view.view.centred_on(10 * RATE)
+    following = app.session.neighbour(KEY, app.recording_view.view.centre, +1)
     app.handle_key(".")  # next sound: the view centres on it
-    assert following.start > 10 * RATE and abs(app.view.centre - (following.start + following.stop) / 2) <= 1
+    assert following.start > 10 * RATE and abs(app.recording_view.view.centre - (following.start + following.stop) / 2) <= 1
 
 
 def test_undo_pans_to_the_sound_it_changes(app):
-    app._select_label_slot(0)
-    app.double_click(1.0, upper=False)
-    app.navigate("end")
-    assert app.view.start > RATE
-    app.undo()
-    assert app.view.start <= RATE <= app.view.stop and app.session.annotations(KEY) == []
+    app.labels.choose(0)
+    app.recording_view.double_click(1.0, upper=False)
+    app.recording_view.navigate("end")
+    assert app.recording_view.view.start > RATE
+    app.recording_view.undo()
+    assert app.recording_view.view.start <= RATE <= app.recording_view.view.stop and app.session.annotations(KEY) == []
 
 
 def test_typing_a_label_selects_its_box(app):
-    box = app.label_inputs[4]
+    box = app.labels.inputs[4]
     box.value_input = "courtship"
-    assert app.session.label == "courtship" and app.count_buttons[4].color == "primary"
+    assert app.session.label == "courtship" and app.labels.count_buttons[4].color == "primary"
 
 
 def test_playback_sends_the_visible_window_resampled(app):
-    app.toggle_play()
-    audio, rate = soundfile.read(io.BytesIO(app.audio.object))
-    assert rate == 10000 and len(audio) == app.view.width * 4
-    assert not app.audio.paused and app.playhead.visible
-    app.audio.time = 1.5
-    assert app.playhead.location == pytest.approx(app.view.start / RATE + 1.5)
-    app.toggle_play()
-    assert app.audio.paused
+    app.playback.toggle()
+    audio, rate = soundfile.read(io.BytesIO(app.playback.audio.object))
+    assert rate == 10000 and len(audio) == app.recording_view.view.width * 4
+    assert not app.playback.audio.paused and app.playback.playhead.visible
+    app.playback.audio.time = 1.5
+    assert app.playback.playhead.location == pytest.approx(app.recording_view.view.start / RATE + 1.5)
+    app.playback.toggle()
+    assert app.playback.audio.paused
 
 
 def test_probability_traces_show_when_the_recording_was_classified(project):
     app = AnnotatorApp(project, annotator="tester")
-    app.open_recording(KEY)
-    assert not app.probability.visible
+    app.recording_view.open_recording(KEY)
+    assert not app.recording_view.plots.probability.visible
     ntics = 20 * RATE
     values = np.zeros((ntics // 4, 2), np.float32)
     values[:, 0] = np.linspace(0, 1, ntics // 4)
@@ -163,11 +163,11 @@ def test_probability_traces_show_when_the_recording_was_classified(project):
     folder.mkdir()
     write_probabilities(Probabilities(values, ("mel-pulse", "ambient"), RATE, 4, wav=KEY, ntics=ntics),
                         folder / f"{KEY}.npz")
-    app.open_recording(KEY)
-    assert app.probability.visible
-    data = app.probability_source.data
+    app.recording_view.open_recording(KEY)
+    assert app.recording_view.plots.probability.visible
+    data = app.recording_view.plots.probability_source.data
     assert data["label"] == ["mel-pulse", "ambient"]
-    assert min(data["xs"][0]) >= app.x_range.start - 0.01 and max(data["xs"][0]) <= app.x_range.end + 0.01
+    assert min(data["xs"][0]) >= app.recording_view.plots.x_range.start - 0.01 and max(data["xs"][0]) <= app.recording_view.plots.x_range.end + 0.01
     np.testing.assert_allclose(data["ys"][0] + data["ys"][1], 1.0, atol=1e-6)
 
 
@@ -176,33 +176,33 @@ def test_cluster_view_says_no_clusters_yet_then_shows_snippets(project):
     table = pd.read_parquet(cluster_file)
     cluster_file.rename(cluster_file.with_suffix(".bak"))
     app = AnnotatorApp(project, annotator="tester")
-    assert "No clusters yet" in app.cluster_info.object and not app.cluster_plots.visible
+    assert "No clusters yet" in app.cluster_view.cluster_info.object and not app.cluster_view.cluster_plots.visible
     cluster_file.with_suffix(".bak").rename(cluster_file)
-    app.cluster_refresh.clicks += 1
-    assert app.cluster_plots.visible and len(app.scatter_source.data["x"]) == len(table)
-    app.kind_filter.value = ["annotated"]
-    assert set(app.scatter_source.data["kind"]) == {"annotated"}
-    app.kind_filter.value = []
+    app.cluster_view.cluster_refresh.clicks += 1
+    assert app.cluster_view.cluster_plots.visible and len(app.cluster_view.scatter_source.data["x"]) == len(table)
+    app.cluster_view.kind_filter.value = ["annotated"]
+    assert set(app.cluster_view.scatter_source.data["kind"]) == {"annotated"}
+    app.cluster_view.kind_filter.value = []
     # tap near a sound: the grid fills with the sounds nearest it, nearest first
     first = table.iloc[0]
-    app.scatter._trigger_event(Tap(app.scatter, x=float(first["x"]), y=float(first["y"])))
-    assert len(app.snippet_source.data["image"]) == min(app.nsnippets, len(table))
-    assert app._snippet_rows.iloc[0]["start"] == first["start"]
+    app.cluster_view.scatter._trigger_event(Tap(app.cluster_view.scatter, x=float(first["x"]), y=float(first["y"])))
+    assert len(app.cluster_view.snippet_source.data["image"]) == min(app.cluster_view.nsnippets, len(table))
+    assert app.cluster_view._snippet_rows.iloc[0]["start"] == first["start"]
     # a box selection: the sounds inside it, nearest its centre first
     x, y = float(first["x"]), float(first["y"])
-    app.scatter._trigger_event(SelectionGeometry(app.scatter, geometry=dict(
+    app.cluster_view.scatter._trigger_event(SelectionGeometry(app.cluster_view.scatter, geometry=dict(
         type="rect", x0=x - 1e-6, x1=x + 1e-6, y0=y - 1e-6, y1=y + 1e-6), final=True))
-    assert len(app._snippet_rows) >= 1 and (app._snippet_rows["x"] == x).all()
-    app.scatter._trigger_event(Tap(app.scatter, x=x, y=y))
+    assert len(app.cluster_view._snippet_rows) >= 1 and (app.cluster_view._snippet_rows["x"] == x).all()
+    app.cluster_view.scatter._trigger_event(Tap(app.cluster_view.scatter, x=x, y=y))
     # click a snippet: the recording view centres on its sound
-    app.snippets._trigger_event(Tap(app.snippets, x=0.5, y=-0.5))
-    assert app.recording.key == KEY and abs(app.view.centre - (first["start"] + first["stop"]) / 2) <= 1
+    app.cluster_view.snippets._trigger_event(Tap(app.cluster_view.snippets, x=0.5, y=-0.5))
+    assert app.recording_view.recording.key == KEY and abs(app.recording_view.view.centre - (first["start"] + first["stop"]) / 2) <= 1
     # double-click it: annotate its sound with the current label (a correction for a seed row)
-    app._select_label_slot(0)
-    app.snippets._trigger_event(DoubleTap(app.snippets, x=0.5, y=-0.5))
+    app.labels.choose(0)
+    app.cluster_view.snippets._trigger_event(DoubleTap(app.cluster_view.snippets, x=0.5, y=-0.5))
     ticks = [(s.start, s.stop) for s in app.session.annotations(KEY)]
     assert ticks == [(int(first["start"]), int(first["stop"]))]
-    assert "→" in app.snippet_text.data["text"][0]
+    assert "→" in app.cluster_view.snippet_text.data["text"][0]
 
 
 def test_two_sessions_on_one_recording_keep_both_annotators_work(project):
@@ -210,8 +210,8 @@ def test_two_sessions_on_one_recording_keep_both_annotators_work(project):
     bob = AnnotatorApp(project, annotator="bob", query={"recording": KEY})
     alice_tab2 = AnnotatorApp(project, annotator="alice", query={"recording": KEY})
     for app, seconds in ((alice, 1.0), (bob, 1.0), (alice_tab2, 2.0)):
-        app._select_label_slot(0)
-        app.double_click(seconds, upper=False)
+        app.labels.choose(0)
+        app.recording_view.double_click(seconds, upper=False)
     alice.save()
     bob.save()
     alice_tab2.save()

@@ -56,12 +56,12 @@ def test_a_query_naming_a_file_outside_groundtruth_is_refused_before_it_is_opene
     monkeypatch.setattr(catalog_module, "recording_info", lambda path: opened.append(path) or real_info(path))
     for attempt in ("../outside.wav", "..%2F..%2Fsecret.txt", "%2Fetc%2Fpasswd", "songexplorer.toml"):
         app = AnnotatorApp(small, annotator="tester", query={"recording": attempt})
-        assert app.recording is None and "not a recording of this project" in app.message.object, attempt
+        assert app.recording_view.recording is None and "not a recording of this project" in app.shared.message.object, attempt
     for attempt in ATTEMPTS:
-        assert not app.open_recording(attempt)
-        assert app.recording is None
+        assert not app.recording_view.open_recording(attempt)
+        assert app.recording_view.recording is None
     assert all(small.groundtruth.resolve() in p.resolve().parents for p in opened)
-    assert app.open_recording("round1%2Fa.wav") and app.recording.key == "round1%2Fa.wav"
+    assert app.recording_view.open_recording("round1%2Fa.wav") and app.recording_view.recording.key == "round1%2Fa.wav"
 
 
 def test_intervals_come_from_parquet_then_csvs_of_other_kinds(small):
