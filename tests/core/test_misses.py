@@ -101,16 +101,3 @@ def test_csv_errors_name_the_problem(tmp_path):
         misses_from_csvs([tmp_path / "nothing.csv"])
     with pytest.raises(MissesError, match="give the CSVs"):
         misses_from_csvs([])
-
-
-def test_command_line_takes_songexplorers_comma_separated_list(tmp_path, capsys):
-    from songexplorer_cli import main
-
-    detected = write_intervals_csv(table([(0, 9, "time"), (20, 29, "neither")], kind="detected"),
-                                   tmp_path / "r.wav-detected.csv")
-    predicted = write_intervals_csv(table([(20, 29)], kind="predicted"), tmp_path / "r.wav-predicted.csv")
-    assert main(["misses", f"{detected},{predicted}"]) == 0
-    assert spans(read_intervals_csv(tmp_path / "r.wav-missed.csv")) == [(0, 9)]
-    assert main(["misses", str(detected), str(predicted), "--quirks"]) == 0
-    assert spans(read_intervals_csv(tmp_path / "r.wav-missed.csv")) == []  # run at tic 0 dropped
-    assert "r.wav-missed.csv: 0 misses" in capsys.readouterr().out

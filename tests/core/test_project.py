@@ -57,13 +57,6 @@ def test_project_inside_its_own_source_is_refused(tmp_path):
         init_project(source / "proj", from_groundtruth=source)
 
 
-def test_cli_init(tmp_path, capsys):
-    from songexplorer_cli import main
-    source = make_groundtruth(tmp_path / "lab-data")
-    assert main(["init", str(tmp_path / "p"), "--from", str(source)]) == 0
-    assert "2 recording(s), 5000 Hz" in capsys.readouterr().out
-
-
 def test_settings_name_dense_annotators_and_a_malformed_list_names_the_file(tmp_path):
     from songexplorer_core.project import ProjectError, ProjectSettings, init_project
 
@@ -75,3 +68,18 @@ def test_settings_name_dense_annotators_and_a_malformed_list_names_the_file(tmp_
         project.settings()
     project.settings_path.write_text("audio_tic_rate = 2500\n")  # older projects name none
     assert project.settings().dense_annotators == ()
+
+
+def test_the_instance_template_is_package_data_and_the_repo_root_file_is_the_same(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from songexplorer_core.project import instance_template
+
+    project = init_project(tmp_path / "p")
+    assert (project.dagster_home / "dagster.yaml").read_text() == instance_template()
+    assert yaml.safe_load(instance_template())["concurrency"]["pools"]["default_limit"] == 1  # the gpu pool
+    # `dagster dev` from a checkout without DAGSTER_HOME reads the repo-root dagster.yaml
+    repo_root = Path(__file__).resolve().parents[2]
+    assert (repo_root / "dagster.yaml").read_text() == instance_template()

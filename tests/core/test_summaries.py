@@ -122,21 +122,3 @@ def test_write_summaries_files(two_trains, tmp_path):
     back = pd.read_csv(tmp_path / "summary.csv")
     assert back.loc[0, "events"] == 15 and back.loc[0, "ipi_n"] == 13
     assert len(read_intervals_csv(tmp_path / "bouts.csv", allow_unknown_kinds=True)) == 2
-
-
-def test_command_line_reads_durations_from_the_wavs(tmp_path, capsys):
-    from songexplorer_core.annotations import write_intervals_csv
-    from songexplorer_cli import main
-    from songexplorer_core.synth import write_song
-
-    song = make_song(30, seed=8, wav="s.wav")
-    write_song(song, tmp_path / "s.wav")
-    csv = write_intervals_csv(dense_annotations(song), tmp_path / "s.wav-annotated-truth.csv")
-    assert main(["summaries", str(csv), "--out-dir", str(tmp_path / "out"), "--no-plot"]) == 0
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("label")
-    assert summary.loc["mel-pulse", "duration_s"] == 30.0
-    assert summary.loc["mel-pulse", "events_per_min"] == pytest.approx(len(song.pulse_centres) / 0.5)
-    assert "mel-pulse" in capsys.readouterr().out
-    missing = write_intervals_csv(intervals_frame("gone.wav", [1], [2], "annotated", "x"), tmp_path / "g.csv")
-    assert main(["summaries", str(missing), "--out-dir", str(tmp_path / "out")]) == 2
-    assert "--wav-dir" in capsys.readouterr().err
