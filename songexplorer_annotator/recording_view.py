@@ -3,10 +3,10 @@
 navigation, and the gestures that become calls on the session
 (:class:`~songexplorer_core.annotation_session.AnnotationSession`, which saves through core).
 
-Gestures (SongExplorer's, listed in docs/annotator.md): with a label chosen, double-click a box in the upper half to annotate its
-interval (again to undo it), drag horizontally for a range, double-click empty space in the lower
-half for a point; double-click an annotation in the lower half to remove it. Keys are listed in
-:data:`KEY_HELP`.
+Gestures (SongExplorer's, listed in docs/annotator.md): with a label chosen, double-click a box in
+the upper half to annotate its interval (again to undo it), drag horizontally for a range,
+double-click empty space in the lower half for a point; double-click an annotation in the lower
+half to remove it. Keys are listed in :data:`KEY_HELP`.
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ KNOWN = {
     ("e", "songexplorer_core/train.py"): "the lead is changing train.py",
     ("e", "songexplorer_core/dataset.py"): "the lead is changing dataset.py",
     ("e", "songexplorer_core/classify.py"): "the lead is changing classify.py",
-    ("e", "annotator/app.py"): "the annotator is being restructured",
     ("b", "songexplorer_dagster/assets/congruence.py"): "the Dagster assets are being restructured",
     ("c", "songexplorer_dagster/assets/congruence.py"): "the Dagster assets are being restructured",
     ("c", "songexplorer_dagster/assets/models.py"): "the Dagster assets are being restructured",
