@@ -209,10 +209,9 @@ class Project:
     @property
     def cluster_path(self) -> Path:
         """``outputs/cluster/cluster.parquet``: one layer's embedding, what the annotator shows
-        (the annotator's own name for it: ``songexplorer_core.cluster.cluster_path``)."""
-        from songexplorer_core.cluster import cluster_path
-
-        return cluster_path(self.outputs)
+        (the same file as ``songexplorer_core.cluster.cluster_path(outputs)``, which the annotator
+        uses with the outputs folder alone; tests/dagster/test_dagster_definitions.py holds them equal)."""
+        return self.cluster_dir / "cluster.parquet"
 
     @property
     def cluster_layers_path(self) -> Path:

@@ -146,3 +146,9 @@ def test_asset_modules_import_no_other_asset_module():
         group = f"songexplorer_dagster.defs.{path.parent.name}."
         foreign = {m for m in imported if not m.startswith(group) and m != "songexplorer_dagster.defs.resources"}
         assert not foreign, f"{path.relative_to(REPO)} imports {sorted(foreign)}"
+
+
+def test_the_project_names_the_annotators_cluster_file(project):
+    from songexplorer_core.cluster import cluster_path
+
+    assert project.cluster_path == cluster_path(project.outputs)
