@@ -21,8 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songexplorer_core.annotations import concat_intervals, find_interval_csvs, parse_csv_name, read_intervals_csv
-from songexplorer_core.congruence import ABSENT, PORTIONS, SPANS, CongruenceError, congruence, congruence_sweep, \
-    write_congruence_report, write_dense_thresholds, write_disjoint_csvs
+from songexplorer_core.congruence import ABSENT, PORTIONS, SPANS, CongruenceError
+from songexplorer_core.congruence_report import congruence_report
 
 
 def register(subparsers) -> None:
@@ -175,11 +175,6 @@ def run(args) -> int:
     convolve_rate = _rate(args, folders) if args.convolve_sec else (args.audio_tic_rate or 2500)
     settings = dict(labels=_split(args.labels), portion=args.portion, convolve_s=args.convolve_sec,
                     measure=args.measure, span=args.span, absent_annotators=args.absent_annotators)
-    ethogram = congruence(annotations, predictions, recordings=recordings, rate=convolve_rate, **settings)
-
-    sweep = None
-    if args.nprobabilities > 0:
-        sweep = _sweep(args, folders, ethogram, annotations, settings)
 
     timestamp = time.strftime("%Y%m%dT%H%M%S")
     topath = Path(args.topath) if args.topath else basepath / f"congruence-{timestamp}"
@@ -194,16 +189,33 @@ def run(args) -> int:
             sparse = read_thresholds_csv(thresholds_file)
         match = re.search(r"ckpt-(\d+)", log.get("thresholds_file", ""))
         checkpoint = match.group(1) if match else None
-    written = write_congruence_report(topath, ethogram=ethogram, sweep=sweep, error_ratio=args.error_ratio,
-                                      sparse_thresholds=sparse, plots=not args.no_plots)
-    subfolders = {wav: topath / folders[wav].relative_to(basepath) for wav in ethogram.recordings}
-    written += write_disjoint_csvs(ethogram, topath, folders=subfolders)
+    target = model_dir if model_dir is not None and model_dir.is_dir() else topath
+    labels_file = target / "labels.txt"
+    order = labels_file.read_text(encoding="utf-8").split() if labels_file.is_file() else None
+    bar = []
+
+    def progress(_):
+        if not bar:
+            bar.append(tqdm(total=args.nprobabilities, desc="congruence sweep", unit="threshold",
+                            disable=args.no_progress, file=sys.stderr, leave=False))
+        bar[0].update(1)
+
+    try:
+        report = congruence_report(
+            annotations, predictions, topath, recordings=recordings, rate=convolve_rate,
+            probabilities=lambda result: _probabilities(args, folders, result), nprobabilities=args.nprobabilities,
+            error_ratio=args.error_ratio, thresholds_folder=target, timestamp=timestamp, checkpoint=checkpoint,
+            label_order=order, sparse_thresholds=sparse, plots=not args.no_plots, progress=progress,
+            recording_folders={wav: topath / folder.relative_to(basepath) for wav, folder in folders.items()},
+            **settings)
+    finally:
+        if bar:
+            bar[0].close()
+    ethogram, sweep, written = report.ethogram, report.sweep, report.written
+    if report.left_out_of_sweep:
+        print(f"songexplorer congruence: the probabilities have no output for {', '.join(report.left_out_of_sweep)}: "
+              f"left out of the sweep", file=sys.stderr)
     if sweep is not None:
-        target = model_dir if model_dir is not None and model_dir.is_dir() else topath
-        labels_file = target / "labels.txt"
-        order = labels_file.read_text(encoding="utf-8").split() if labels_file.is_file() else None
-        written += write_dense_thresholds(sweep, target, error_ratio=args.error_ratio, timestamp=timestamp,
-                                          checkpoint=checkpoint, label_order=order)
         for measure in sweep.measures:
             dense = sweep.dense_thresholds(args.error_ratio, measure=measure)
             print(f"dense thresholds ({measure}, P/R = {args.error_ratio}): "
@@ -220,7 +232,9 @@ def run(args) -> int:
     return 0
 
 
-def _sweep(args, folders, ethogram, annotations, settings):
+def _probabilities(args, folders, ethogram):
+    """``{recording: Probabilities}`` of the compared recordings for the sweep; ``None`` (with a
+    note) when none has any."""
     from songexplorer_core.classify import probabilities_npz_name, read_probabilities
     from songexplorer_core.ethogram import load_probabilities
 
@@ -245,10 +259,4 @@ def _sweep(args, folders, ethogram, annotations, settings):
     if missing:
         raise CongruenceError(f"probabilities of {', '.join(missing)} are missing while others have them; "
                               f"classify them, or leave them out with --wavfiles")
-    bar = tqdm(total=args.nprobabilities, desc="congruence sweep", unit="threshold", disable=args.no_progress,
-               file=sys.stderr, leave=False)
-    try:
-        return congruence_sweep(probabilities, annotations, thresholds=args.nprobabilities,
-                                progress=lambda _: bar.update(1), **settings)
-    finally:
-        bar.close()
+    return probabilities

@@ -14,7 +14,7 @@ import sys
 
 from songexplorer_cli.options import add_compute_options, configure_compute_from
 from songexplorer_core.dataset import Augmentation
-from songexplorer_core.recipes import DEFAULT_RECIPE, recipe_config
+from songexplorer_core.recipes import RECIPE_NAMES, named_recipe_config
 from songexplorer_core.models import (
     CONNECTIONS,
     DROPOUT_KINDS,
@@ -25,7 +25,6 @@ from songexplorer_core.models import (
 )
 
 _SPEC = ModelSpec()
-RECIPES = ("default", "tutorial")
 
 
 def _seed(text: str) -> int | None:
@@ -72,7 +71,7 @@ def register(subparsers) -> None:
     loop = parser.add_argument_group(
         "training", "Flags left out take the --recipe's value: 'default' is this project's recipe (chosen on "
         "dense truth, docs/recipe.md), 'tutorial' SongExplorer's tutorial settings.")
-    loop.add_argument("--recipe", choices=RECIPES, default="default",
+    loop.add_argument("--recipe", choices=RECIPE_NAMES, default="default",
                       help="the settings flags left out take: default or tutorial")
     loop.add_argument("--nsteps", type=int, default=None, help="training steps (mini-batches); recipe: 1000, tutorial 300")
     loop.add_argument("--validate-period", type=int, default=None,
@@ -147,7 +146,7 @@ def config_from_args(args):
     settings, with every flag given replacing its own."""
     from songexplorer_core.train import TrainConfig  # noqa: PLC0415
 
-    recipe = recipe_config(DEFAULT_RECIPE if args.recipe == "default" else {}, args.labels)
+    recipe = named_recipe_config(args.recipe, args.labels)
 
     def given(value, recipe_value):
         return recipe_value if value is None else value

@@ -99,6 +99,140 @@ class Project:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    # -- the outputs layout: every path under outputs/ is named here, once --------------------
+    #
+    # ``K`` is a recording key (:func:`recording_key`); ``<dir>/<wav>`` is its path under
+    # ``groundtruth/``. SongExplorer-format files mirror ``groundtruth/``'s folders.
+
+    def recording_record_path(self, key: str) -> Path:
+        """``outputs/recordings/K.json``: what recording ``key``'s header said when it was checked."""
+        return self.outputs / "recordings" / f"{checked_key(key)}.json"
+
+    def detections_path(self, key: str) -> Path:
+        """``outputs/detections/K.parquet``: recording ``key``'s detected intervals."""
+        return self.outputs / "detections" / f"{checked_key(key)}.parquet"
+
+    def detected_csv_path(self, key: str) -> Path:
+        """``outputs/detected/<dir>/<wav>-detected.csv``: SongExplorer's name and folder structure
+        (``round1%2FPS.wav`` -> ``detected/round1/PS.wav-detected.csv``)."""
+        relative = recording_relpath(key)
+        return self.outputs / "detected" / relative.parent / f"{relative.name}-detected.csv"
+
+    def annotations_path(self, key: str) -> Path:
+        """``outputs/annotations/K.parquet``: every annotator's intervals of recording ``key``."""
+        return self.outputs / "annotations" / f"{checked_key(key)}.parquet"
+
+    @property
+    def ground_truth_path(self) -> Path:
+        """``outputs/ground_truth/ground_truth.parquet``: the annotations training reads."""
+        return self.outputs / "ground_truth" / "ground_truth.parquet"
+
+    @property
+    def held_out_path(self) -> Path:
+        """``outputs/ground_truth/held_out.parquet``: dense annotations kept out of training."""
+        return self.outputs / "ground_truth" / "held_out.parquet"
+
+    @property
+    def ground_truth_recordings_path(self) -> Path:
+        """``outputs/ground_truth/recordings.json``: ``{recording key: path}`` of the ground truth."""
+        return self.outputs / "ground_truth" / "recordings.json"
+
+    @property
+    def models_dir(self) -> Path:
+        """``outputs/models/``: one folder per training (``<UTC stamp>/``)."""
+        return self.outputs / "models"
+
+    @property
+    def latest_model_path(self) -> Path:
+        """``outputs/models/latest.json``: what the last training produced."""
+        return self.models_dir / "latest.json"
+
+    def registry_model_dir(self, version: str | int) -> Path:
+        """``outputs/models/registry/v<version>/``: a registered model version, downloaded."""
+        return self.models_dir / "registry" / f"v{version}"
+
+    def probabilities_dir(self, key: str) -> Path:
+        """``outputs/probabilities/<dir>/``: recording ``key``'s probabilities (npz and WAVs)."""
+        return self.outputs / "probabilities" / recording_relpath(key).parent
+
+    def probabilities_npz(self, key: str) -> Path:
+        """``outputs/probabilities/<dir>/<wav>-probabilities.npz``."""
+        from songexplorer_core.classify import probabilities_npz_name  # the name core's classify gives it
+
+        return self.probabilities_dir(key) / probabilities_npz_name(recording_relpath(key).name)
+
+    def probabilities_source_path(self, key: str) -> Path:
+        """``outputs/probabilities/<dir>/<wav>-probabilities.json``: which model made them
+        (``model_version``, ``bundle``) from which recording (size, mtime)."""
+        return self.probabilities_npz(key).with_suffix(".json")
+
+    def predicted_dir(self, key: str) -> Path:
+        """``outputs/predicted/<dir>/``: ``<wav>-predicted-<ratio>pr.csv`` and ``<wav>-ethogram.log``."""
+        return self.outputs / "predicted" / recording_relpath(key).parent
+
+    def ethogram_path(self, key: str) -> Path:
+        """``outputs/ethograms/K.parquet``: predicted intervals of every P/R ratio (column ``ratio``)."""
+        return self.outputs / "ethograms" / f"{checked_key(key)}.parquet"
+
+    def ethogram_plot_path(self, key: str) -> Path:
+        """``outputs/ethograms/K.png``: the ethogram of recording ``key`` drawn."""
+        return self.ethogram_path(key).with_suffix(".png")
+
+    def misses_path(self, key: str) -> Path:
+        """``outputs/misses/K.parquet``: recording ``key``'s missed stretches."""
+        return self.outputs / "misses" / f"{checked_key(key)}.parquet"
+
+    def missed_dir(self, key: str) -> Path:
+        """``outputs/missed/<dir>/``: where ``<wav>-missed.csv`` goes."""
+        return self.outputs / "missed" / recording_relpath(key).parent
+
+    @property
+    def mistakes_dir(self) -> Path:
+        """``outputs/mistakes/``: ``<dir>/<wav>-mistakes.csv`` and ``mistakes.parquet``."""
+        return self.outputs / "mistakes"
+
+    @property
+    def mistakes_path(self) -> Path:
+        """``outputs/mistakes/mistakes.parquet``."""
+        return self.mistakes_dir / "mistakes.parquet"
+
+    @property
+    def activations_path(self) -> Path:
+        """``outputs/activations/activations.npz``."""
+        return self.outputs / "activations" / "activations.npz"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """``outputs/cluster/``: ``cluster.parquet`` (the annotator's; ``annotator.cluster``),
+        ``cluster-layers.parquet`` and ``cluster.png``."""
+        return self.outputs / "cluster"
+
+    @property
+    def cluster_path(self) -> Path:
+        """``outputs/cluster/cluster.parquet``: one layer's embedding, what the annotator shows
+        (the same file as ``songexplorer_core.cluster.cluster_path(outputs)``, which the annotator
+        uses with the outputs folder alone; tests/dagster/test_dagster_definitions.py holds them equal)."""
+        return self.cluster_dir / "cluster.parquet"
+
+    @property
+    def cluster_layers_path(self) -> Path:
+        """``outputs/cluster/cluster-layers.parquet``: every embedded layer."""
+        return self.cluster_dir / "cluster-layers.parquet"
+
+    @property
+    def cluster_plot_path(self) -> Path:
+        """``outputs/cluster/cluster.png``."""
+        return self.cluster_dir / "cluster.png"
+
+    @property
+    def summaries_dir(self) -> Path:
+        """``outputs/summaries/``."""
+        return self.outputs / "summaries"
+
+    def congruence_dir(self, version: str | int) -> Path:
+        """``outputs/congruence/v<version>/``: the congruence report of one model version."""
+        return self.outputs / "congruence" / f"v{version}"
+
 
 def project_from_env(default: str | os.PathLike | None = None) -> Project:
     """The project named by ``SONGEXPLORER_PROJECT`` (or ``default``, or ./songexplorer-project)."""
@@ -129,6 +263,15 @@ def recording_relpath(key: str) -> Path:
     if relative.is_absolute() or ".." in relative.parts:
         raise ProjectError(f"{key!r} is not a recording key")
     return relative
+
+
+def checked_key(key: str) -> str:
+    """``key`` if it is a recording key that is safe as one file name (no ``/``, ``..``), else
+    :class:`ProjectError`."""
+    recording_relpath(key)  # refuses absolute keys and ".."
+    if "/" in key or key in ("", ".", ".."):
+        raise ProjectError(f"{key!r} is not a recording key (keys never contain '/')")
+    return key
 
 
 def find_recordings(groundtruth: str | os.PathLike) -> dict[str, Path]:

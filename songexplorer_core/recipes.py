@@ -81,6 +81,8 @@ DEFAULT_RECIPE: Mapping = MappingProxyType({
 RECIPES: Mapping[str, Mapping] = MappingProxyType({"default": DEFAULT_RECIPE, "tutorial": MappingProxyType({})})
 #: The recipe used when none is named.
 DEFAULT_RECIPE_NAME = "default"
+#: Their names, the default first (the CLI's choices, TrainingConfig's Literal).
+RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
 
 #: Precision / recall ratio on the validation taps of the thresholds files written beside the
 #: model (SongExplorer's default, 1.0; 2.0 was tried: it halves recall).
@@ -131,6 +133,17 @@ def recipe_config(recipe: Mapping, labels: Sequence[str] | str, **overrides) -> 
             settings[key] = cls.from_dict(dict(value)) if hasattr(cls, "from_dict") else cls(**dict(value))
     settings["labels_to_use"] = labels
     return TrainConfig(**settings)
+
+
+def named_recipe_config(name: str, labels: Sequence[str] | str, **overrides) -> TrainConfig:
+    """:func:`recipe_config` of the recipe called ``name`` (one of :data:`RECIPE_NAMES`).
+
+    Raises:
+        TrainError: an unknown name, listing the known ones (and as :func:`recipe_config`).
+    """
+    if name not in RECIPES:
+        raise TrainError(f"recipe must be one of {RECIPE_NAMES}, not {name!r}")
+    return recipe_config(RECIPES[name], labels, **overrides)
 
 
 def tutorial_recipe(labels: Sequence[str] | str, **overrides) -> TrainConfig:

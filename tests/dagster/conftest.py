@@ -5,7 +5,7 @@ import pytest
 
 from dagster_test_helpers import RATE
 from songexplorer_core.project import ProjectSettings, init_project
-from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.defs.resources import ProjectResource
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from songexplorer_core.annotations import read_intervals_csv
 from songexplorer_core.detect import DetectParams, detect_recording
 from songexplorer_core.project import ProjectError, recording_key
-from songexplorer_dagster.assets.detections import (
+from songexplorer_dagster.defs.detection.assets import (
     INSIDE_CHECK,
     ORDER_CHECK,
     DetectionConfig,
@@ -18,7 +18,7 @@ from songexplorer_dagster.assets.detections import (
     intervals_outside,
     intervals_reversed,
 )
-from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.defs.recordings.assets import recordings
 from songexplorer_dagster.partitions import recordings_partitions
 
 from dagster_test_helpers import RATE, files_under, write_synth_song, write_wav
@@ -242,7 +242,7 @@ def test_project_resource_refuses_keys_outside_the_groundtruth(project_resource)
     with pytest.raises(ProjectError):
         project_resource.recording_path("..%2F..%2Fetc%2Fpasswd.wav")
     with pytest.raises(ProjectError):
-        project_resource.detections_path("..%2Fx.wav")
-    assert project_resource.detected_csv_path("a%2Fb%2Fc.wav").relative_to(project_resource.project().outputs).as_posix() == (
+        project_resource.project().detections_path("..%2Fx.wav")
+    assert project_resource.project().detected_csv_path("a%2Fb%2Fc.wav").relative_to(project_resource.project().outputs).as_posix() == (
         "detected/a/b/c.wav-detected.csv"
     )

@@ -17,7 +17,7 @@ from songexplorer_core.detect import DetectParams, detect_recording
 from songexplorer_core.project import PROJECT_ENV
 from songexplorer_dagster.definitions import defs
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.defs.resources import ProjectResource
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,3 +117,38 @@ def test_automation_is_on_from_the_start():
     for name in ("new_recordings_sensor", "annotation_files_sensor", "automation_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("nightly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+@pytest.mark.slow  # a `dg` process that loads the code location, ~15 s here
+@pytest.mark.timeout(180)
+def test_dg_check_defs_passes():
+    """The project is a `dg` project ([tool.dg] in pyproject.toml, definitions in
+    songexplorer_dagster/defs/) and `dg check defs` loads every definition."""
+    command = [sys.executable, "-c", "import sys; from dagster_dg_cli.cli import main; sys.argv[0] = 'dg'; main()"]
+    done = _run([*command, "check", "defs"], dict(os.environ), timeout=170)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
+def test_each_asset_shows_its_own_description():
+    graph = defs.resolve_asset_graph()
+    descriptions = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
+    assert all(descriptions.values())
+    assert len(set(descriptions.values())) == len(descriptions), "two assets share a description"
+
+
+def test_asset_modules_import_no_other_asset_module():
+    """Asset modules are leaves: dependencies are named by asset key, library code lives in core."""
+    defs_dir = REPO / "songexplorer_dagster" / "defs"
+    for path in defs_dir.glob("*/*.py"):
+        text = path.read_text()
+        imported = {line.split()[1] for line in text.splitlines() if line.startswith("from songexplorer_dagster.defs.")}
+        group = f"songexplorer_dagster.defs.{path.parent.name}."
+        foreign = {m for m in imported if not m.startswith(group) and m != "songexplorer_dagster.defs.resources"}
+        assert not foreign, f"{path.relative_to(REPO)} imports {sorted(foreign)}"
+
+
+def test_the_project_names_the_annotators_cluster_file(project):
+    from songexplorer_core.cluster import cluster_path
+
+    assert project.cluster_path == cluster_path(project.outputs)

@@ -9,15 +9,17 @@ import pytest
 
 from songexplorer_core.demo import make_demo_project
 from songexplorer_core.tracking import CHAMPION_ALIAS, model_versions
-from songexplorer_dagster.assets.annotations import annotations, ground_truth
-from songexplorer_dagster.assets.detections import detections
-from songexplorer_dagster.assets.models import accuracy_report, trained_model
-from songexplorer_dagster.assets.predictions import ethograms, probabilities
-from songexplorer_dagster.assets.recordings import recordings
-from songexplorer_dagster.automation import annotation_files_sensor, nightly_retrain
+from songexplorer_dagster.defs.annotations.assets import annotations, ground_truth
+from songexplorer_dagster.defs.detection.assets import detections
+from songexplorer_dagster.defs.model.assets import accuracy_report, trained_model
+from songexplorer_dagster.defs.predictions.assets import ethograms, probabilities
+from songexplorer_dagster.defs.recordings.assets import recordings
+from songexplorer_dagster.defs.annotations.sensors import annotation_files_sensor
+from songexplorer_dagster.defs.model.schedules import nightly_retrain
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
-from songexplorer_dagster.resources.dense import DenseSetResource
+from songexplorer_dagster.defs.resources import (
+    ComputeResource, DenseSetResource, EthogramResource, MlflowResource, ProjectResource,
+)
 
 SHORT_TRAINING = {"nsteps": 60, "validate_period": 20, "validate_percentage": 30.0, "mini_batch": 16}
 

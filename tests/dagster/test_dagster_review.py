@@ -22,18 +22,21 @@ from songexplorer_core.promotion import OUTCOME_TAG, REASON_TAG, REFUSED
 from songexplorer_core.summaries import song_summary
 from songexplorer_core.synth import SongParams, make_song
 from songexplorer_core.tracking import CHAMPION_ALIAS, model_versions
-from songexplorer_dagster.assets.annotations import annotations, ground_truth
-from songexplorer_dagster.assets.congruence import DenseSetError, congruence_report
-from songexplorer_dagster.assets.detections import detections
-from songexplorer_dagster.assets.models import PROMOTION_CHECK, accuracy_report, trained_model
-from songexplorer_dagster.assets.predictions import ethograms, probabilities
-from songexplorer_dagster.assets.recordings import recordings
-from songexplorer_dagster.assets.review import activations, cluster, misses, mistakes, summaries
+from songexplorer_dagster.defs.annotations.assets import annotations, ground_truth
+from songexplorer_core.dense_set import DenseSetError
+from songexplorer_dagster.defs.review.congruence import congruence_report
+from songexplorer_dagster.defs.detection.assets import detections
+from songexplorer_dagster.constants import PROMOTION_CHECK
+from songexplorer_dagster.defs.model.assets import accuracy_report, trained_model
+from songexplorer_dagster.defs.predictions.assets import ethograms, probabilities
+from songexplorer_dagster.defs.recordings.assets import recordings
+from songexplorer_dagster.defs.review.assets import activations, cluster, misses, mistakes, summaries
 from songexplorer_dagster.definitions import defs as code_location
-from songexplorer_dagster.jobs import WORKFLOW_KINDS
+from songexplorer_dagster.defs.review.jobs import WORKFLOW_KINDS
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
-from songexplorer_dagster.resources.dense import DenseSetResource
+from songexplorer_dagster.defs.resources import (
+    ComputeResource, DenseSetResource, EthogramResource, MlflowResource, ProjectResource,
+)
 
 RATE = 2500
 DURATION_S = 30

@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 
 from dagster_test_helpers import write_synth_song
-from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.defs.recordings.assets import recordings
 from songexplorer_dagster.definitions import defs
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.sensors import BAD_FILE_SETTLE_TICKS, WatchState, new_recordings_sensor, plan_tick
+from songexplorer_dagster.defs.recordings.sensors import BAD_FILE_SETTLE_TICKS, WatchState, new_recordings_sensor, plan_tick
 
 
 class Ticker:

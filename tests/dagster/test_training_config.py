@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from songexplorer_core.recipes import default_recipe, tutorial_recipe
-from songexplorer_dagster.assets.models import TrainingConfig
+from songexplorer_dagster.defs.model.config import TrainingConfig
 
 LABELS = ["mel-pulse", "mel-sine", "ambient"]
 

@@ -1,26 +1,11 @@
-"""Annotations: what people labelled, per recording, and the ground truth across recordings.
+"""The ``annotations`` group: what people labelled, per recording, and the ground truth across recordings."""
 
-``annotations`` (one partition per recording) reads every ``<wav>-annotated-<name>.csv`` beside the
-recording (both SongExplorer naming styles), validates each row against the recording (a bad row
-fails the step naming file and line; nothing is dropped silently) and writes
-``outputs/annotations/<key>.parquet`` with an ``annotator`` column. ``ground_truth`` gathers every
-recording's annotations into ``outputs/ground_truth/ground_truth.parquet``: what training reads.
-Dense annotations (the ``dense_set`` resource) are a test set and stay out of it by default
-(``held_out_of_training``); they are counted in its metadata and listed in
-``outputs/ground_truth/held_out.parquet``.
-
-A sensor re-materialises a recording's ``annotations`` when its CSVs change (the annotator saves
-there), so ``ground_truth`` follows and the model shows as stale.
-"""
-
-import hashlib
 import json
 
 import dagster as dg
 import pandas as pd
 
 from songexplorer_core.annotations import (
-    COLUMNS,
     concat_intervals,
     empty_intervals,
     interval_csvs_for_recording,
@@ -29,27 +14,11 @@ from songexplorer_core.annotations import (
 )
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.audio import recording_info
-from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_core.outputs import content_hash
+from songexplorer_dagster.defs.resources import DenseSetResource, ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ProjectResource
-from songexplorer_dagster.resources.dense import DenseSetResource
 
 ANNOTATOR = "annotator"
-
-
-def annotations_path(project: ProjectResource, key: str):
-    return project.project().outputs / "annotations" / f"{key}.parquet"
-
-
-def ground_truth_path(project: ProjectResource):
-    return project.project().outputs / "ground_truth" / "ground_truth.parquet"
-
-
-def content_hash(frame: pd.DataFrame) -> str:
-    """A digest of the annotation rows (order-independent): equal hashes, same ground truth."""
-    columns = list(COLUMNS) + ["recording"]
-    rows = frame[columns].astype(str).sort_values(columns).to_csv(index=False)
-    return hashlib.sha256(rows.encode()).hexdigest()[:16]
 
 
 def _counts_table(frame: pd.DataFrame, by: str) -> str:
@@ -61,14 +30,20 @@ def _counts_table(frame: pd.DataFrame, by: str) -> str:
 
 @dg.asset(
     partitions_def=recordings_partitions,
-    deps=[recordings],
+    deps=["recordings"],
     group_name="annotations",
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
-    description=__doc__,
 )
 def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
-    """Read and validate one recording's annotation CSVs (every annotator)."""
+    """One recording's annotations, every annotator's: each ``<wav>-annotated-<name>.csv``
+    beside it (both SongExplorer naming styles), every row validated against the recording (a bad
+    row fails the step naming file and line; nothing is dropped silently), written to
+    ``outputs/annotations/<key>.parquet`` with an ``annotator`` column.
+
+    ``annotation_files_sensor`` re-materialises a recording's partition when its CSVs change
+    (the annotator saves there), so ``ground_truth`` follows and the model shows as stale.
+    """
     key = context.partition_key
     wav_path = project.recording_path(key)
     ntics = recording_info(wav_path).frames
@@ -81,7 +56,7 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
         files.append(csv_path.name)
     frame = concat_intervals(tables) if tables else empty_intervals().assign(**{ANNOTATOR: pd.Series([], dtype=str)})
     frame = frame.assign(recording=key)
-    path = annotations_path(project, key)
+    path = project.project().annotations_path(key)
     with atomic_path(path) as temporary:
         frame.to_parquet(temporary, index=False)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
@@ -103,16 +78,20 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     kinds={"parquet"},
     # eager() alone never fires while any recording partition is still missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
-    description=__doc__,
 )
 def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource
                  ) -> dg.MaterializeResult:
-    """Every recording's annotations in one table, with the recordings' paths, less the dense
-    annotations held out for testing."""
+    """Every recording's annotations in one table, what training reads:
+    ``outputs/ground_truth/ground_truth.parquet`` and the recordings' paths (``recordings.json``).
+
+    Dense annotations (the ``dense_set`` resource) are a test set and stay out of it by default
+    (``held_out_of_training``); they are counted in the metadata and listed in
+    ``outputs/ground_truth/held_out.parquet``.
+    """
     keys = context.instance.get_dynamic_partitions(recordings_partitions.name)
     tables, recording_paths, missing = [], {}, []
     for key in sorted(keys):
-        path = annotations_path(project, key)
+        path = project.project().annotations_path(key)
         if not path.exists():
             missing.append(key)
             continue
@@ -131,12 +110,13 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, de
                          f"annotation(s) of {held_out['recording'].nunique()} recording(s) by "
                          f"{sorted(set(held_out[ANNOTATOR]))}")
     recording_paths = {key: p for key, p in recording_paths.items() if key in set(frame["recording"])}
-    path = ground_truth_path(project)
+    paths = project.project()
+    path = paths.ground_truth_path
     with atomic_path(path) as temporary:
         frame.to_parquet(temporary, index=False)
-    with atomic_path(path.with_name("held_out.parquet")) as temporary:
+    with atomic_path(paths.held_out_path) as temporary:
         held_out.to_parquet(temporary, index=False)
-    with atomic_write(path.with_name("recordings.json")) as handle:
+    with atomic_write(paths.ground_truth_recordings_path) as handle:
         json.dump(recording_paths, handle, indent=2)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()} if len(frame) else {}
     context.log.info(f"ground truth: {len(frame)} annotation(s) in {len(recording_paths)} recording(s): {counts}")
@@ -153,10 +133,3 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, de
         }
     )
 
-
-def read_ground_truth(project: ProjectResource):
-    """The ``ground_truth`` asset's table and ``{recording key: path}``."""
-    path = ground_truth_path(project)
-    frame = pd.read_parquet(path)
-    recording_paths = json.loads(path.with_name("recordings.json").read_text())
-    return frame[list(COLUMNS) + ["recording"]], recording_paths

@@ -1,24 +1,4 @@
-"""Detections: SongExplorer's time/frequency threshold detector run on each recording.
-
-Every recording is split into ``detected`` intervals labelled ``time`` (loud), ``frequency``
-(tonal) and ``neither`` (quiet) by ``songexplorer_core.detect.detect_recording``, with the
-parameters of :class:`DetectionConfig` (SongExplorer's defaults). The rows are written twice,
-each atomically:
-
-* ``outputs/detections/<key>.parquet``: the project's interval table (``wav, start, stop, kind,
-  label``; tics 0-based and inclusive), for the steps downstream;
-* ``outputs/detected/<dir>/<wav>-detected.csv``: SongExplorer's headerless CSV, so the original's
-  tools and people's scripts read it as they always have.
-
-By default (``songexplorer_quirks`` on) the rows are SongExplorer v0.9.1's exactly, row for row,
-including its tic conventions (quirks 1-3 of docs/design.md): ``time`` stops are exclusive (one past
-the last loud tic) and ``frequency`` rows may start up to a quarter F-test window before tic 0.
-Turn it off for inclusive intervals that stay inside the recording.
-
-Two checks run in the same step: every interval lies inside the recording (tics ``0`` to
-``ntics - 1``; with the quirks on, SongExplorer's own bounds: from minus a quarter window to
-``ntics``) and no interval stops before it starts.
-"""
+"""The ``detection`` group: SongExplorer's time/frequency threshold detector, per recording."""
 
 from typing import Literal
 
@@ -28,15 +8,9 @@ from pydantic import Field
 
 from songexplorer_core.atomic import atomic_path
 from songexplorer_core.audio import check_recording
-from songexplorer_dagster.assets.recordings import recordings
+from songexplorer_dagster.constants import INSIDE_CHECK, ORDER_CHECK, PREVIEW_ROWS
+from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ProjectResource
-
-#: Rows shown in the markdown preview of a materialisation (and of a failing check).
-PREVIEW_ROWS = 10
-
-INSIDE_CHECK = "intervals_within_recording"
-ORDER_CHECK = "start_not_after_stop"
 
 
 class DetectionConfig(dg.Config):
@@ -145,10 +119,9 @@ def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.A
 
 @dg.asset(
     partitions_def=recordings_partitions,
-    deps=[recordings],
+    deps=["recordings"],
     group_name="detection",
     kinds={"scipy", "parquet", "csv"},
-    description=__doc__,
     check_specs=[
         dg.AssetCheckSpec(
             INSIDE_CHECK,
@@ -167,7 +140,19 @@ def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.A
 def detections(
     context: dg.AssetExecutionContext, config: DetectionConfig, project: ProjectResource
 ) -> dg.MaterializeResult:
-    """Detect loud, tonal and quiet intervals in one recording; write Parquet and SongExplorer CSV."""
+    """One recording split into ``detected`` intervals labelled ``time`` (loud), ``frequency``
+    (tonal) and ``neither`` (quiet) by ``songexplorer_core.detect.detect_recording``, with the
+    parameters of ``DetectionConfig`` (SongExplorer's defaults; times in ms, frequencies in Hz).
+
+    The rows are written twice, each atomically: ``outputs/detections/<key>.parquet`` (the
+    project's interval table, tics 0-based and inclusive) for the steps downstream, and
+    ``outputs/detected/<dir>/<wav>-detected.csv`` (SongExplorer's headerless CSV). With
+    ``songexplorer_quirks`` on (the default) the rows are SongExplorer v0.9.1's exactly,
+    including its tic conventions: ``time`` stops are exclusive and ``frequency`` rows may start
+    up to a quarter F-test window before tic 0. Two blocking checks run in the same step: every
+    interval lies inside the recording (SongExplorer's own bounds with the quirks on) and none
+    stops before it starts.
+    """
     from songexplorer_core.detect import detect_recording, write_detected_csv  # scipy: lazily
 
     key = context.partition_key
@@ -183,10 +168,10 @@ def detections(
         quirks=config.songexplorer_quirks,
     )
 
-    parquet_path = project.detections_path(key)
+    parquet_path = project.project().detections_path(key)
     with atomic_path(parquet_path) as temporary:
         frame.to_parquet(temporary, index=False, engine="pyarrow")
-    csv_path = write_detected_csv(frame, project.detected_csv_path(key))
+    csv_path = write_detected_csv(frame, project.project().detected_csv_path(key))
 
     counts = {str(label): int(n) for label, n in frame["label"].value_counts(sort=False).items()}
     context.log.info(f"{path}: {len(frame)} detected intervals {counts}")

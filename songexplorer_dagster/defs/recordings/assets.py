@@ -1,13 +1,4 @@
-"""Recordings: the WAV files in the project's ``groundtruth/`` folder, one partition each.
-
-Materialising a partition checks that the file is a complete, readable WAV at the project's
-``audio_tic_rate`` with ``audio_nchannels`` channels (``songexplorer_core.audio.check_recording``).
-A bad file fails the step with a message naming the file and the fix, and nothing is written. A
-good one gets ``outputs/recordings/<key>.json`` (what its header said, and the file's size and
-modification time when it was checked) and its duration, rate, channels and tics as metadata.
-
-The recording itself is never modified.
-"""
+"""The ``recordings`` group: the WAV files in the project's ``groundtruth/``, one partition each."""
 
 import json
 
@@ -17,17 +8,23 @@ from songexplorer_core.atomic import atomic_write
 from songexplorer_core.audio import check_recording
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ProjectResource
+from songexplorer_dagster.defs.resources import ProjectResource
 
 
 @dg.asset(
     partitions_def=recordings_partitions,
     group_name="recordings",
     kinds={"wav", "soundfile", "json"},
-    description=__doc__,
 )
 def recordings(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
-    """Check one recording's header against the project's rate (Hz) and channel count."""
+    """One WAV of ``groundtruth/``, checked: a complete, readable file at the project's
+    ``audio_tic_rate`` (Hz) with ``audio_nchannels`` channels (``songexplorer_core.audio.check_recording``).
+
+    A bad file fails the step with a message naming the file and the fix, and nothing is
+    written. A good one gets ``outputs/recordings/<key>.json`` (what its header said, and the
+    file's size and modification time when it was checked); its duration (s), rate (Hz),
+    channels and tics are the metadata. The recording itself is never modified.
+    """
     key = context.partition_key
     path = project.recording_path(key)
     settings = project.settings()
@@ -48,7 +45,7 @@ def recordings(context: dg.AssetExecutionContext, project: ProjectResource) -> d
         "size_bytes": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
     }
-    record_path = project.recording_record_path(key)
+    record_path = project.project().recording_record_path(key)
     with atomic_write(record_path) as handle:
         json.dump(record, handle, indent=2)
     context.log.info(f"{path}: {info.duration_s:.1f} s, {info.rate} Hz, {info.channels} channel(s)")

@@ -35,10 +35,8 @@ import dagster as dg
 
 from songexplorer_core.audio import RecordingError, recording_info
 from songexplorer_core.project import ProjectError, recording_relpath
-from songexplorer_dagster.assets.recordings import recordings
-from songexplorer_dagster.jobs import detect_recordings_job
+from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.resources import ProjectResource
 
 #: Seconds between evaluations (the daemon may wait longer when busy).
 MINIMUM_INTERVAL_S = 15
@@ -213,7 +211,7 @@ def _skip_reason(plan: WatchPlan) -> str:
 
 
 @dg.sensor(
-    job=detect_recordings_job,
+    job_name="detect_recordings_job",
     minimum_interval_seconds=MINIMUM_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -245,7 +243,7 @@ def new_recordings_sensor(context: dg.SensorEvaluationContext, project: ProjectR
             metadata.update(last_size_bytes=last[0], last_mtime_ns=str(last[1]))
         events.append(
             dg.AssetObservation(
-                asset_key=recordings.key,
+                asset_key=dg.AssetKey("recordings"),
                 partition=key,
                 description=f"{path} has vanished from the ground-truth folder",
                 metadata=metadata,

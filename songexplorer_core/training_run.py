@@ -1,0 +1,124 @@
+"""One tracked training: train, keep the best replicate and checkpoint, bundle it, log it to MLflow.
+
+:func:`train_and_log` is what the Dagster asset ``trained_model`` runs: SongExplorer's network
+trained on a ground truth (``songexplorer_core.train``), each replicate's best checkpoint by
+validation F1 (``songexplorer_core.accuracy``), the best replicate's checkpoint copied with its
+thresholds, labels and annotation durations into one folder (what MLflow stores and
+classification loads), and everything logged as one MLflow run and registered model version
+(``songexplorer_core.tracking.log_training_run``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Files of a replicate's model folder logged as artifacts of the run.
+RUN_ARTIFACTS = ("accuracy.csv", "accuracy-labels.csv", "accuracy.json", "history.csv", "train.log")
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`train_and_log` trained and logged.
+
+    Attributes:
+        result: ``train.TrainResult`` (``counts``: annotations used per label).
+        report: the kept replicate's ``accuracy.AccuracyReport`` (``report.best``: its best checkpoint).
+        model_dir: the kept replicate's folder; ``bundle``: the logged model folder.
+        trained: the bundle loaded (``models.TrainedModel``); ``nparams``: its parameter count.
+        metrics: what was logged (validation F1/precision/recall overall and per label, seconds).
+        per_label_f1: ``{label: validation F1}`` of the best checkpoint.
+        tracked: ``tracking.TrackedModel`` (run id, version, URL).
+        train_seconds: wall time of the training, seconds.
+    """
+
+    result: object
+    report: object
+    model_dir: Path
+    bundle: Path
+    trained: object
+    nparams: int
+    metrics: dict[str, float]
+    per_label_f1: dict[str, float]
+    tracked: object
+    train_seconds: float
+
+
+def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
+    """The folder MLflow stores and classification loads: the checkpoint's model files, its
+    thresholds files, labels.txt and annotation-durations.csv (the ethogram's segment minimums)."""
+    from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+
+    shutil.copytree(model_dir / f"ckpt-{checkpoint}", bundle)
+    for path in model_dir.glob(f"thresholds*.ckpt-{checkpoint}.csv"):
+        shutil.copy2(path, bundle / path.name)
+    for name in ("labels.txt", ANNOTATION_DURATIONS_FILE):
+        if (model_dir / name).exists():
+            shutil.copy2(model_dir / name, bundle / name)
+    (bundle / "checkpoint.txt").write_text(str(checkpoint))
+    return bundle
+
+
+def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tuple[float, ...] = (1.0,),
+                  champion_metric: str, tags: dict[str, str] | None = None, run_name: str | None = None,
+                  progress=None) -> TrainingRun:
+    """Train on ``ground`` (``dataset.GroundTruth``) with ``train_config`` into ``run_dir``,
+    keep the replicate with the best mean validation F1, bundle its best checkpoint into
+    ``run_dir/model`` and log it all to ``tracking`` as one run and registered version.
+
+    Args:
+        ratios: precision/recall ratios of the thresholds files.
+        champion_metric: passed to ``log_training_run`` (``promotion.GATE_DECIDES`` leaves the alias).
+        progress: called with each ``train.TrainProgress``.
+    """
+    import numpy as np
+
+    from songexplorer_core import accuracy as A
+    from songexplorer_core import models as M
+    from songexplorer_core import train as T
+    from songexplorer_core.tracking import log_training_run
+
+    started = time.monotonic()
+    result = T.train(ground, train_config, run_dir, progress=progress)
+    train_seconds = time.monotonic() - started
+
+    reports = [A.accuracy_report(r.model_dir, ratios=ratios) for r in result.replicates]
+    f1s = [float(np.nanmean(rep.best.f1)) for rep in reports]
+    chosen = int(np.nanargmax(f1s)) if not all(np.isnan(f1s)) else 0
+    report, replicate = reports[chosen], result.replicates[chosen]
+    A.write_accuracy_outputs(report, replicate.model_dir, plots="none")
+    best = report.best
+    bundle = bundle_checkpoint(replicate.model_dir, best.checkpoint, run_dir / "model")
+    trained = M.load_trained_model(bundle)
+    nparams = M.count_parameters(trained.keras_model)
+
+    per_label = {label: float(best.f1[i]) for i, label in enumerate(best.labels)}
+    metrics = {
+        "validation_f1_macro": float(np.nanmean(best.f1)),
+        "validation_f1": float(best.overall_f1),
+        "validation_precision": float(best.overall_precision),
+        "validation_recall": float(best.overall_recall),
+        "best_checkpoint": float(best.checkpoint),
+        "parameters": float(nparams),
+        "train_seconds": train_seconds,
+        **{f"validation_f1_{label}": value for label, value in per_label.items()},
+        **{f"validation_precision_{label}": float(best.precision[i]) for i, label in enumerate(best.labels)},
+        **{f"validation_recall_{label}": float(best.recall[i]) for i, label in enumerate(best.labels)},
+    }
+    tracked = log_training_run(
+        tracking,
+        params={**train_config.to_dict(), "precision_recall_ratios": list(ratios), "replicate_kept": replicate.replicate},
+        history=replicate.history,
+        metrics=metrics,
+        model_dir=bundle,
+        keras_model=trained.keras_model,
+        artifacts=[replicate.model_dir / name for name in RUN_ARTIFACTS],
+        tags=tags or {},
+        run_name=run_name,
+        champion_metric=champion_metric,
+    )
+    return TrainingRun(result=result, report=report, model_dir=replicate.model_dir, bundle=bundle, trained=trained,
+                       nparams=nparams, metrics=metrics, per_label_f1=per_label, tracked=tracked,
+                       train_seconds=train_seconds)

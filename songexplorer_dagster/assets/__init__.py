@@ -1,1 +1,0 @@
-"""Assets, one module per domain: ``recordings`` (the WAVs) and ``detections``."""

@@ -1,0 +1,53 @@
+"""Checks of the ``model`` group: the promotion gate, a blocking check of ``trained_model``.
+
+The gate runs inside ``trained_model``'s step (``check_specs``), so a new version is never
+registered and undecided: ``songexplorer_core.promotion_gate`` scores it and the champion on the
+dense annotations and moves the ``champion`` alias only on a pass. This module turns that
+decision into the check's result (pass, refusal with its reason, or skipped).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from songexplorer_core.promotion_gate import GateResult
+from songexplorer_dagster.constants import PROMOTION_CHECK
+from songexplorer_dagster.metadata import table_markdown
+
+PROMOTION_CHECK_SPEC = dg.AssetCheckSpec(
+    PROMOTION_CHECK,
+    asset="trained_model",
+    blocking=True,
+    description=("The new model does no worse on the densely annotated recordings than the champion (F1 per label, "
+                 "within the dense_set resource's promotion_tolerance). If it does worse it is refused as champion "
+                 "and the alias stays on the old version. Skipped (passes) when no dense annotators are named."),
+)
+
+
+def promotion_check_result(gate: GateResult, *, measure: str, reference: str) -> dg.AssetCheckResult:
+    """The result of ``PROMOTION_CHECK`` for what the gate decided."""
+    if gate.skipped:
+        return dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK, passed=True,
+            description=("no dense annotations: gate skipped (the champion is the version with the best validation "
+                         "F1; name dense_annotators in the dense_set resource to gate promotions on dense "
+                         f"annotations). Champion: version {gate.champion}."),
+            metadata={"outcome": dg.MetadataValue.text("skipped"),
+                      "champion_version": dg.MetadataValue.text(str(gate.champion))},
+        )
+    decision = gate.decision
+    metadata = {"outcome": dg.MetadataValue.text(decision.outcome),
+                "champion_version": dg.MetadataValue.text(str(gate.champion))}
+    if gate.candidate_scores is not None:
+        table = pd.DataFrame(decision.table())
+        metadata.update({
+            "candidate_version": dg.MetadataValue.text(str(decision.candidate)),
+            "tolerance": dg.MetadataValue.float(float(decision.tolerance)),
+            "per_label_f1": table_markdown(table) if len(table) else dg.MetadataValue.md("(no labels)"),
+            "candidate_scores": table_markdown(gate.candidate_scores.reset_index()),
+            "dense_recordings": dg.MetadataValue.json(gate.dense_recordings),
+            "measure": dg.MetadataValue.text(measure),
+            "reference": dg.MetadataValue.text(reference),
+            "seconds": dg.MetadataValue.float(round(gate.seconds, 2)),
+        })
+    return dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=gate.passed, severity=dg.AssetCheckSeverity.ERROR,
+                               description=decision.reason, metadata=metadata)

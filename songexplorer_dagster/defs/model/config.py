@@ -1,0 +1,93 @@
+"""Run configuration of the ``model`` group: the Launchpad's training settings."""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from songexplorer_core.recipes import RECIPE_NAMES, TUTORIAL_SETTINGS, named_recipe_config
+
+#: TrainingConfig fields that are TrainConfig settings / ModelSpec fields.
+_TRAINING_FIELDS = ("kinds_to_use", "nsteps", "validate_period", "save_period", "validate_percentage", "mini_batch",
+                    "learning_rate", "optimizer", "loss", "parallelize", "batch_seed", "weights_seed", "nreplicates")
+_MODEL_FIELDS = ("representation", "context_ms", "shiftby_ms", "window_ms", "stride_ms", "mel_dct", "nconvlayers",
+                 "kernel_sizes", "nfeatures", "stride_time", "dilate_time", "connection", "dropout_rate", "normalization")
+
+
+class TrainingConfig(dg.Config):
+    """Training hyperparameters: a recipe, and any of its settings overridden.
+
+    ``recipe="default"`` is this project's recipe (``songexplorer_core.recipes.DEFAULT_RECIPE``:
+    1000 steps at learning rate 0.001, validated at the end, checkpoints every 100, dropout 0.2,
+    8 taps per example; chosen on dense truth, docs/recipe.md); ``"tutorial"`` is SongExplorer's
+    tutorial training (300 steps at 0.0002, validated every 30, dropout 0.5, 2 taps). A field left
+    empty takes the recipe's value; the values used are logged to MLflow as the run's params.
+
+    Model parameters use SongExplorer's GUI forms: kernel sizes ``"5x5,3"``, feature maps
+    ``"64,64"``, layer lists ``"1,3"`` or ``"1-3"``, times in ms, frequencies in Hz.
+    """
+
+    recipe: Literal[RECIPE_NAMES] = Field(
+        default="default", description="'default' (this project's) or 'tutorial' (SongExplorer's).")
+    labels_to_use: list[str] = Field(
+        default=[], description="Labels to learn, in output order; empty = every label in the ground truth."
+    )
+    kinds_to_use: list[str] | None = Field(default=None, description="Kinds of intervals to learn from (annotated).")
+    nsteps: int | None = Field(default=None, description="Training steps (mini-batches): default 1000, tutorial 300.")
+    validate_period: int | None = Field(
+        default=None, description="Validate every this many steps (0: at the end only): default 1000, tutorial 30.")
+    save_period: int | None = Field(
+        default=None, description="Checkpoint every this many steps: default 100, tutorial = validate_period.")
+    validate_percentage: float | None = Field(default=None, description="Percent of annotations held out (40).")
+    mini_batch: int | None = Field(default=None, description="Examples per step (32).")
+    learning_rate: float | None = Field(default=None, description="Learning rate: default 0.001, tutorial 0.0002.")
+    optimizer: str | None = Field(
+        default=None, description="Adam (both recipes), Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSprop or SGD.")
+    loss: str | None = Field(default=None, description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
+    parallelize: int | None = Field(default=None, description="Output taps per training example: default 8, tutorial 2.")
+    batch_seed: int | None = Field(default=None, description="Seed of batches and augmentation (1); -1 = random.")
+    weights_seed: int | None = Field(default=None, description="Seed of the initial weights (1); -1 = random.")
+    nreplicates: int | None = Field(default=None, description="Models trained with the same settings; the best is kept (1).")
+    precision_recall_ratios: list[float] = Field(
+        default=[1.0], description="P/R ratios to compute thresholds for (1.0: precision = recall)."
+    )
+    # the network (songexplorer_core.models.ModelSpec); empty = the recipe's (SongExplorer's defaults)
+    representation: str | None = Field(default=None, description="waveform, spectrogram or mel-cepstrum.")
+    context_ms: float | None = Field(default=None, description="Audio seen per decision, ms (204.8).")
+    shiftby_ms: float | None = Field(default=None, description="Asymmetry of the context window, ms (0).")
+    window_ms: float | None = Field(default=None, description="Spectrogram frame, ms (6.4).")
+    stride_ms: float | None = Field(default=None, description="Spectrogram hop, ms (1.6).")
+    mel_dct: str | None = Field(default=None, description="Mel filters, DCT coefficients kept (7,7).")
+    nconvlayers: int | None = Field(default=None, description="Convolutional layers (2).")
+    kernel_sizes: str | None = Field(default=None, description="2-D kernel (time x freq), then 1-D width (5x5,3).")
+    nfeatures: str | None = Field(default=None, description="Feature maps of the 2-D and 1-D stages (64,64).")
+    stride_time: str | None = Field(default=None, description="Conv layers striding in time (1-based; none).")
+    dilate_time: str | None = Field(default=None, description="Conv layers from which time dilation doubles (none).")
+    connection: str | None = Field(default=None, description="'plain' or 'residual'.")
+    dropout_rate: float | None = Field(default=None, description="Dropout fraction: default 0.2, tutorial 0.5.")
+    normalization: str | None = Field(default=None, description="'none', 'batch before ReLU' or 'batch after ReLU'.")
+
+    def overrides(self) -> dict:
+        """The settings given here (not left to the recipe), as ``recipes.recipe_config`` takes them."""
+        chosen = {name: getattr(self, name) for name in _TRAINING_FIELDS if getattr(self, name) is not None}
+        for seed in ("batch_seed", "weights_seed"):
+            if chosen.get(seed) == -1:  # SongExplorer's "random"
+                chosen[seed] = None
+        if "kinds_to_use" in chosen:
+            chosen["kinds_to_use"] = tuple(chosen["kinds_to_use"])
+        model = {name: getattr(self, name) for name in _MODEL_FIELDS if getattr(self, name) is not None}
+        if model:
+            chosen["model"] = model
+        return chosen
+
+    def train_config(self, labels):
+        """The ``TrainConfig`` for ``labels``: the recipe, then the fields given here.
+
+        Raises:
+            songexplorer_core.train.TrainError: an unknown recipe or a bad value.
+        """
+        return named_recipe_config(self.recipe, tuple(labels), **self.overrides())
+
+    def kinds(self) -> tuple[str, ...]:
+        """Kinds of intervals to learn from (the recipe's unless given)."""
+        return tuple(self.kinds_to_use) if self.kinds_to_use is not None else tuple(TUTORIAL_SETTINGS["kinds_to_use"])
