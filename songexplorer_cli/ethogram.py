@@ -13,7 +13,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songexplorer_core.annotations import read_intervals_csv
-from songexplorer_core.ethogram import DEFAULT_METHOD, DEFAULT_MIN_SEGMENT_FRACTION, METHOD_CHOICES, run_ethogram
+from songexplorer_core.ethogram import (
+    DEFAULT_EVENT_MIN_PEAK, DEFAULT_EVENT_REFRACTORY_FRACTION, DEFAULT_METHOD, DEFAULT_MIN_SEGMENT_FRACTION, METHOD_CHOICES,
+    run_ethogram,
+)
 
 
 def register(subparsers) -> None:
@@ -45,6 +48,14 @@ def register(subparsers) -> None:
                         help="drop predicted intervals of a label annotated only with ranges (sine, syllables) "
                         "shorter than F times its shortest annotated range (from the model folder's "
                         "annotation-durations.csv); 0 keeps them all, as SongExplorer (default %(default)s)")
+    parser.add_argument("--event-refractory-fraction", type=float, default=DEFAULT_EVENT_REFRACTORY_FRACTION,
+                        metavar="F",
+                        help="a label annotated only with points (pulses) gives one event per peak of its "
+                        "probability, peaks closer than F times the shortest gap between two annotated points "
+                        "(at most 20 ms) being one; 0: one interval per run of samples, as SongExplorer "
+                        "(default %(default)s)")
+    parser.add_argument("--event-min-peak", type=float, default=DEFAULT_EVENT_MIN_PEAK, metavar="P",
+                        help="those events need their probability to peak at least this high (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)
 
@@ -58,7 +69,9 @@ def run(args) -> int:
         try:
             written = run_ethogram(wav, args.thresholds, probabilities_dir=args.probabilities_dir,
                                    rate=args.audio_tic_rate, out_dir=args.out_dir, method=args.method,
-                                   min_segment_fraction=args.min_segment_fraction)
+                                   min_segment_fraction=args.min_segment_fraction,
+                                   event_refractory_fraction=args.event_refractory_fraction,
+                                   event_min_peak=args.event_min_peak)
         except (ValueError, OSError, KeyError) as error:
             failures.append(wav)
             tqdm.write(f"songexplorer ethogram: error: {error}", file=sys.stderr)

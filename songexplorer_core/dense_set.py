@@ -244,23 +244,26 @@ def headline_metrics(by_label: pd.DataFrame) -> dict[str, float]:
 
 def score_model(model, bundle: Path, *, project: Project, settings: DenseSettings, dense: DenseSet,
                 annotations_by: dict[str, pd.DataFrame], version: str | None = None, log=None,
-                method: str = "auto", min_segment_fraction: float | None = None) -> pd.DataFrame:
+                method: str = "auto", min_segment_fraction: float | None = None,
+                event_refractory_fraction: float | None = None, event_min_peak: float | None = None) -> pd.DataFrame:
     """Precision, recall and F1 per label (``settings``' measure and reference) of a model's
     ethogram on the dense recordings: it classifies each one (or reuses the ``probabilities``
     asset's file when the same model version made it) and makes the ethogram as the
-    ``ethograms`` asset does (``method``, ``min_segment_fraction``; thresholds: the model's own
-    for ``settings.ratio``). ``log``: something with ``info(str)``."""
+    ``ethograms`` asset does (``ethogram.model_ethogram`` with ``method``,
+    ``min_segment_fraction``, ``event_refractory_fraction`` and ``event_min_peak``, None = the
+    defaults; thresholds: the model's own for ``settings.ratio``). ``log``: something with
+    ``info(str)``."""
     from songexplorer_core.classify import classify_recording, read_probabilities
     from songexplorer_core.congruence import congruence
-    from songexplorer_core.ethogram import (
-        choose_method, drop_short_segments, ethogram_maxprob, ethogram_threshold, min_segment_durations,
-        read_annotation_durations,
-    )
+    from songexplorer_core import ethogram as E
     from songexplorer_core.project import recording_path
 
     thresholds = model_thresholds(bundle)
     ratio = choose_ratio(thresholds, settings.ratio)
-    minimum_s = min_segment_durations(read_annotation_durations(bundle), min_segment_fraction)
+    durations = E.read_annotation_durations(bundle)
+    choices = {"min_segment_fraction": min_segment_fraction, "event_refractory_fraction": event_refractory_fraction,
+               "event_min_peak": event_min_peak}
+    choices = {name: value for name, value in choices.items() if value is not None}
     names = dense.names()
     tables, rate = [], project.settings().audio_tic_rate
     for key in dense.keys:
@@ -276,11 +279,7 @@ def score_model(model, bundle: Path, *, project: Project, settings: DenseSetting
             if log is not None:
                 log.info(f"classified {key} with model {version or bundle.name} in {time.monotonic() - started:.1f} s")
         usable = {label: value for label, value in thresholds[ratio].items() if label in probs.labels}
-        if choose_method(method, probs) == "maxprob":
-            frame = ethogram_maxprob(probs, list(usable), wav=names[key])
-        else:
-            frame = ethogram_threshold(probs, usable, wav=names[key])
-        tables.append(drop_short_segments(frame, minimum_s, rate=probs.rate))
+        tables.append(E.model_ethogram(probs, usable, durations, method=method, wav=names[key], **choices))
     predicted = concat_intervals(tables)
     result = congruence(annotations_by, predicted, recordings=[names[k] for k in dense.keys], rate=rate,
                         measure=settings.measure, keep_sets=False, **settings.congruence_settings())

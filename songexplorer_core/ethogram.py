@@ -465,6 +465,26 @@ def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str
     return read_probability_wavs(folder, wav, labels, rate=rate)
 
 
+def model_ethogram(probs: Probabilities, thresholds: Mapping[str, float], durations: pd.DataFrame | None, *,
+                   method: str = DEFAULT_METHOD, wav: str | None = None,
+                   min_segment_fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION,
+                   event_refractory_fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION,
+                   event_min_peak: float = DEFAULT_EVENT_MIN_PEAK) -> pd.DataFrame:
+    """One recording's ethogram as this project makes it from a model: ``method`` (``auto``:
+    label of highest probability for exclusive models, ``thresholds`` for overlapped ones), one
+    event per probability peak for labels the model's annotations marked with points
+    (:func:`event_refractory`), short slivers of range labels dropped
+    (:func:`min_segment_durations`). ``durations``: the model folder's
+    ``annotation-durations.csv`` (:func:`read_annotation_durations`; None: neither applies)."""
+    method = choose_method(method, probs)
+    events = event_refractory(durations, event_refractory_fraction)
+    if method == "threshold":
+        frame = ethogram_threshold(probs, thresholds, wav=wav, events=events, event_min_peak=event_min_peak)
+    else:
+        frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events, event_min_peak=event_min_peak)
+    return drop_short_segments(frame, min_segment_durations(durations, min_segment_fraction), rate=probs.rate)
+
+
 def run_ethogram(
     wav: str,
     thresholds_path: str | os.PathLike,
@@ -512,11 +532,9 @@ def run_ethogram(
         if nan and method == "threshold":
             warnings.warn(f"{thresholds_path}: no finite threshold for {nan}; those labels are not predicted",
                           stacklevel=2)
-        if method == "threshold":
-            frame = ethogram_threshold(probs, thresholds, wav=wav, events=events, event_min_peak=event_min_peak)
-        else:
-            frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events, event_min_peak=event_min_peak)
-        frame = drop_short_segments(frame, minimum_s, rate=probs.rate)
+        frame = model_ethogram(probs, thresholds, durations, method=method, wav=wav,
+                               min_segment_fraction=min_segment_fraction,
+                               event_refractory_fraction=event_refractory_fraction, event_min_peak=event_min_peak)
         written.append(write_intervals_csv(frame, out_dir / predicted_csv_name(wav, ratio)))
     model_dir = thresholds_path.resolve().parent
     log = out_dir / f"{Path(wav).name}-ethogram.log"

@@ -56,12 +56,14 @@ class GateResult:
 def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candidate_version: str,
                    candidate_run_id: str, candidate_model, candidate_bundle: Path,
                    champion_bundle: Callable[[], tuple[str, Path]], method: str = "auto",
-                   min_segment_fraction: float | None = None, log=None) -> GateResult:
+                   min_segment_fraction: float | None = None, event_refractory_fraction: float | None = None,
+                   event_min_peak: float | None = None, log=None) -> GateResult:
     """Decide whether the newly logged ``candidate_version`` becomes champion and carry it out.
 
     The training must have been logged with ``champion_metric=GATE_DECIDES`` when ``settings``
     names dense annotators (logging then left the alias alone). Both models' ethograms are made
-    by ``method`` and ``min_segment_fraction`` as the ``ethograms`` asset makes them.
+    by ``method``, ``min_segment_fraction``, ``event_refractory_fraction`` and ``event_min_peak``
+    as the ``ethograms`` asset makes them (``dense_set.score_model``).
 
     Args:
         tracking: the project's ``tracking.TrackingConfig``.
@@ -86,7 +88,8 @@ def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candi
         annotations_by = read_dense_annotations(project, dense)
         candidate = score_model(candidate_model, candidate_bundle, project=project, settings=settings, dense=dense,
                                 annotations_by=annotations_by, version=candidate_version, log=log, method=method,
-                                min_segment_fraction=min_segment_fraction)
+                                min_segment_fraction=min_segment_fraction,
+                                event_refractory_fraction=event_refractory_fraction, event_min_peak=event_min_peak)
     except Exception as error:  # noqa: BLE001 - a model that cannot be scored is not promoted over a champion
         problem = f"{type(error).__name__}: {error}"
         if champion is None:
@@ -113,7 +116,9 @@ def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candi
             version, bundle = champion_bundle()
             champion_scores = score_model(load_trained_model(bundle), bundle, project=project, settings=settings,
                                           dense=dense, annotations_by=annotations_by, version=version, log=log,
-                                          method=method, min_segment_fraction=min_segment_fraction)["f1"].to_dict()
+                                          method=method, min_segment_fraction=min_segment_fraction,
+                                          event_refractory_fraction=event_refractory_fraction,
+                                          event_min_peak=event_min_peak)["f1"].to_dict()
         except Exception as error:  # noqa: BLE001 - a champion that cannot be used any more is replaced
             if log is not None:
                 log.warning(f"champion version {champion} could not be scored on the dense set "

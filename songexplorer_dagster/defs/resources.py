@@ -255,7 +255,8 @@ class DenseSetResource(dg.ConfigurableResource):
 # -- ethogram --------------------------------------------------------------------------------
 
 class EthogramResource(dg.ConfigurableResource):
-    """The ethogram method (``songexplorer_core.ethogram``)."""
+    """How probabilities become ethograms (``songexplorer_core.ethogram.model_ethogram``): the method,
+    short range slivers dropped, and one event per pulse."""
 
     method: Literal["auto", "maxprob", "threshold"] = Field(
         default="auto",
@@ -268,6 +269,21 @@ class EthogramResource(dg.ConfigurableResource):
         description=("Predicted intervals of a label annotated only with ranges (sine, syllables) shorter than this "
                      "fraction of its shortest annotated range are dropped; 0 keeps them all (SongExplorer)."),
     )
+    event_refractory_fraction: float = Field(
+        default=0.5, ge=0.0,
+        description=("A label annotated only with points (pulses) gives one event per peak of its probability; peaks "
+                     "closer than this fraction of the shortest gap between two annotated points (at most 20 ms) are "
+                     "one event. 0: one interval per run of samples (SongExplorer). Why: docs/recipe.md."),
+    )
+    event_min_peak: float = Field(
+        default=0.7, ge=0.0, le=1.0,
+        description="Those events need their probability to peak at least this high (docs/recipe.md).",
+    )
+
+    def settings(self) -> dict:
+        """The settings as keyword arguments of ``ethogram.run_ethogram`` / ``model_ethogram``."""
+        return {"method": self.method, "min_segment_fraction": self.min_segment_fraction,
+                "event_refractory_fraction": self.event_refractory_fraction, "event_min_peak": self.event_min_peak}
 
 
 @dg.definitions

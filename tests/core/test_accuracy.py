@@ -242,13 +242,16 @@ def test_command_line_on_a_folder_of_training_runs(tmp_path, capsys):
             save_validation(tmp_path / model / f"validation.ckpt-{step}.npz", logits, gt)
     assert main(["accuracy", str(tmp_path), "--error-ratio", "1,2", "--plots", "best", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "train_1r: 2 checkpoint(s); best ckpt-" in out and "train_2r" in out
+    assert "train_1r: 2 checkpoint(s); kept (last) ckpt-60" in out and "train_2r" in out
     for model in ("train_1r", "train_2r"):
         summary = json.loads((tmp_path / model / "accuracy.json").read_text())
         best = summary["best_checkpoint"]
         assert (tmp_path / model / f"thresholds-2.0pr.ckpt-{best}.csv").exists()
         assert (tmp_path / model / "confusion-matrix.png").exists()
         assert not (tmp_path / model / f"confusion-matrix.ckpt-{best}.png").exists()  # --plots best
+    assert main(["accuracy", str(tmp_path / "train_1r"), "--choose", "best-f1", "--threshold-method", "exact",
+                 "--plots", "none", "--no-progress"]) == 0
+    assert "kept (best-f1) ckpt-" in capsys.readouterr().out
     assert main(["accuracy", str(tmp_path / "train_1r" / "nothing")]) == 2
     assert "no validation.ckpt" in capsys.readouterr().err
 

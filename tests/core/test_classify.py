@@ -275,6 +275,25 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
     predicted = read_intervals_csv(out / "song.wav-predicted.csv")
     assert set(predicted["label"]) == {"a", "b", "c"}
     assert predicted.equals(ethogram_threshold(probs, thresholds, wav="song.wav"))
+    # a model whose label 'a' was annotated with points: one event per peak, unless asked not to
+    import pandas as pd
+
+    from songexplorer_core.ethogram import model_ethogram, read_annotation_durations
+
+    pd.DataFrame({"label": ["a", "b", "c"], "points": [20, 0, 0], "ranges": [0, 5, 5],
+                  "shortest_range_s": [float("nan"), 0.1, 0.1], "median_range_s": [float("nan"), 0.2, 0.2],
+                  "shortest_gap_s": [0.02, float("nan"), float("nan")]}).to_csv(
+        thresholds_file.parent / "annotation-durations.csv", index=False)
+    durations = read_annotation_durations(thresholds_file.parent)
+    assert main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--event-min-peak", "0.4", "--no-progress"]) == 0
+    events = read_intervals_csv(out / "song.wav-predicted.csv")
+    assert events.equals(model_ethogram(probs, thresholds, durations, wav="song.wav", event_min_peak=0.4))
+    assert main(["ethogram", str(wav), "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--event-refractory-fraction", "0", "--no-progress"]) == 0
+    assert read_intervals_csv(out / "song.wav-predicted.csv").equals(
+        model_ethogram(probs, thresholds, durations, wav="song.wav", event_refractory_fraction=0))
+    (thresholds_file.parent / "annotation-durations.csv").unlink()
     (out / "song.wav-probabilities.npz").unlink()  # now from SongExplorer's probability WAVs
     assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
                  "--no-progress"]) == 1

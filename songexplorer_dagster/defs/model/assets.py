@@ -101,8 +101,8 @@ def trained_model(
     tracked, best = run.tracked, run.report.best
     gate = promotion_gate(tracking, paths, settings, candidate_version=tracked.version,
                           candidate_run_id=tracked.run_id, candidate_model=run.trained, candidate_bundle=run.bundle,
-                          champion_bundle=lambda: mlflow.champion_bundle(paths), method=ethogram.method,
-                          min_segment_fraction=ethogram.min_segment_fraction, log=context.log)
+                          champion_bundle=lambda: mlflow.champion_bundle(paths), **ethogram.settings(),
+                          log=context.log)
     check = promotion_check_result(gate, measure=settings.measure, reference=settings.reference)
     latest = {
         "run_dir": str(run_dir), "model_dir": str(run.model_dir), "bundle": str(run.bundle),

@@ -95,7 +95,8 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
               ) -> dg.MaterializeResult:
     """One recording's probabilities as predicted intervals, by the ``ethogram`` resource's method
     (default ``auto``: the label of highest probability for exclusive models, the champion's
-    per-label thresholds for overlapped ones), written as SongExplorer's
+    per-label thresholds for overlapped ones; one event per pulse, short sine slivers dropped),
+    written as SongExplorer's
     ``<wav>-predicted-<ratio>pr.csv`` (and ``<wav>-ethogram.log``) under ``outputs/predicted/<dir>/``,
     one file per precision/recall ratio of the model's thresholds, and all of them in
     ``outputs/ethograms/<key>.parquet`` (column ``ratio``) with a plot.
@@ -119,8 +120,7 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
     written = []
     for thresholds_path in threshold_files:
         written += run_ethogram(wav_path.name, thresholds_path, probabilities_dir=paths.probabilities_dir(key),
-                                out_dir=out_dir, rate=project.settings().audio_tic_rate, method=ethogram.method,
-                                min_segment_fraction=ethogram.min_segment_fraction)
+                                out_dir=out_dir, rate=project.settings().audio_tic_rate, **ethogram.settings())
     method = ethogram_log_method(out_dir / f"{wav_path.name}-ethogram.log")
     tables = []
     for path in written:
