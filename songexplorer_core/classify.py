@@ -1,7 +1,7 @@
 """Classify recordings: per-label probabilities at the network's output rate (SongExplorer's
 ``classify``), computed fully convolutionally over long spans, and their file formats.
 
-Conventions (the same as SongExplorer's probability WAVs, spec §1.7/§6.2):
+Conventions (the same as SongExplorer's probability WAVs written by its ``src/classify``):
 
 * A trained model makes one decision ("tap") per *context window* of ``context_tics`` tics; taps
   are ``stride_tics`` apart (SongExplorer's stride x downsample, 4 tics = 1.6 ms by default), so
@@ -25,6 +25,10 @@ size (to float rounding). Many spans go through the model in one compiled call.
 
 TensorFlow is imported only when a recording is actually classified, so reading and writing
 probabilities (and everything in :mod:`songexplorer_core.ethogram`) stays light.
+
+Why one module: reading spans, running the network and laying the outputs out as SongExplorer
+does (leading padding, span overlaps) share sample bookkeeping that must agree to the tic; the
+probability files are that layout written down.
 """
 
 from __future__ import annotations
@@ -493,7 +497,7 @@ def classify_recording(
     edges: str = "songexplorer",
     progress: Callable[[int, int], None] | None = None,
 ) -> Probabilities:
-    """Per-label probabilities of one recording (SongExplorer's ``classify``, spec §6.2).
+    """Per-label probabilities of one recording (SongExplorer's ``src/classify``).
 
     The recording is read span by span (never whole), each span holding ``span_tics`` tics of
     output plus ``context_tics - stride_tics`` tics of overlap, and ``batch_size`` spans go

@@ -1,5 +1,5 @@
 """Ground truth for training: which annotations are used, how they are split, and how batches
-of examples are drawn (SongExplorer's ``data.py``, spec §3).
+of examples are drawn (SongExplorer's ``src/data.py``).
 
 An *example* is a window of audio around one point of an annotation, long enough for
 ``parallelize`` (P) output taps of the network: ``input_tics = context_tics + (P - 1) *
@@ -24,6 +24,10 @@ them with one fancy-indexing operation.
 Randomness comes from explicit ``numpy.random.Generator`` objects: the batch seed drives which
 annotations are drawn and where inside ranges; augmentation has its own stream spawned from the
 same seed; the network's weights have a separate seed (see :mod:`songexplorer_core.train`).
+
+Why one module: choosing the annotations, SongExplorer's split, the example geometry and cutting
+batches are one pipeline over one table of sounds; the batch functions use the private arrays
+that :func:`make_dataset` builds.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A recipe is a mapping of :class:`~songexplorer_core.train.TrainConfig` settings;
 :class:`~songexplorer_core.models.ModelSpec` / :class:`~songexplorer_core.dataset.Augmentation`
 defaults. :func:`recipe_config` turns one into a ``TrainConfig`` for given labels.
 
-* :data:`TUTORIAL_SETTINGS`: SongExplorer's ``test/tutorial.sh`` training settings (spec §12.1).
+* :data:`TUTORIAL_SETTINGS`: SongExplorer's ``test/tutorial.sh`` training settings.
 * :data:`DEFAULT_RECIPE`: changes to them, each with its reason; chosen by
   ``benchmarks/recipe.py`` on dense synthetic truth and by leaving one tutorial recording out
   (figures in ``docs/recipe.md``).
@@ -31,7 +31,7 @@ from songexplorer_core import dataset as D
 from songexplorer_core import models as M
 from songexplorer_core.train import TrainConfig, TrainError
 
-#: SongExplorer's tutorial training (``test/tutorial.sh``, spec §12.1): 300 steps of mini-batches
+#: SongExplorer's tutorial training (its ``test/tutorial.sh``): 300 steps of mini-batches
 #: of 32, Adam at 0.0002, P = 2, validate and checkpoint every 30 steps on 40 % of the
 #: annotations, seeds 1 / 1, its default network (mel-cepstrum, 2 conv layers, 64/64 maps,
 #: 50 % dropout, 204.8 ms context), no augmentation, balanced labels, one replicate.

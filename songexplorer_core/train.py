@@ -1,4 +1,4 @@
-"""Train SongExplorer's classifier on annotated ground truth (spec §4.3-4.8).
+"""Train SongExplorer's classifier on annotated ground truth (its ``src/train`` and ``src/loop``).
 
 ``train(ground_truth, config, out_dir)`` trains ``config.nreplicates`` models, replicate ``r``
 (1-based) in ``out_dir/train_<r>r/`` (SongExplorer's names). Each model folder holds:
@@ -30,6 +30,10 @@ than before extends it.
 The optimised loss is the mean cross-entropy over the unmasked taps (exclusive: softmax over
 labels; overlapped: a sigmoid per label), and the same number is logged (SongExplorer optimises
 the sum but logs the mean over all taps, masked ones counted as 0: QUIRK 9).
+
+Why one module: the training loop, its resumable checkpoints and its log share private state
+(the compiled step functions, the random generators whose states each checkpoint saves, the open
+log), and the sections follow the loop's order; split, those privates would become an interface.
 """
 
 from __future__ import annotations
