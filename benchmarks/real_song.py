@@ -86,7 +86,8 @@ def main() -> int:
     from songexplorer_core.audio import recording_info
     from songexplorer_core.classify import Classifier, classify_recording, write_probabilities
     from songexplorer_core.ethogram import (
-        DEFAULT_MIN_SEGMENT_FRACTION, min_segment_durations, predicted_csv_name, read_annotation_durations,
+        DEFAULT_MIN_SEGMENT_FRACTION, event_refractory, min_segment_durations, predicted_csv_name,
+        read_annotation_durations,
     )
     from songexplorer_core.train import train
 
@@ -124,9 +125,12 @@ def main() -> int:
         classifier = Classifier(models.load_trained_model(model_dir / f"ckpt-{best.checkpoint}"))
         out = work / "predictions"
         out.mkdir(exist_ok=True)
-        minimum_s = min_segment_durations(read_annotation_durations(model_dir), DEFAULT_MIN_SEGMENT_FRACTION)
+        durations = read_annotation_durations(model_dir)
+        minimum_s = min_segment_durations(durations, DEFAULT_MIN_SEGMENT_FRACTION)
+        events = event_refractory(durations)
         print(f"\nethograms: 'default' = {recipes.DEFAULT_ETHOGRAM_METHOD} with segments shorter than "
-              f"{ {k: round(v, 3) for k, v in minimum_s.items()} } s dropped; 'maxprob' without dropping; "
+              f"{ {k: round(v, 3) for k, v in minimum_s.items()} } s dropped and one event per peak of "
+              f"{ {k: round(v, 4) for k, v in events.items()} } s refractory; 'maxprob' without either; "
               f"'threshold' = SongExplorer's thresholds above")
         print("| recording | ethogram | minutes | mel-pulse | pulses/min | mel-sine | sine s | ambient | classify s |")
         print("|---|---|---|---|---|---|---|---|---|")
@@ -140,7 +144,8 @@ def main() -> int:
             for method in ("default", "maxprob", "threshold"):
                 predicted = recipes.make_ethogram(
                     probs, thresholds, method=recipes.DEFAULT_ETHOGRAM_METHOD if method == "default" else method,
-                    min_segment_s=minimum_s if method == "default" else None)
+                    min_segment_s=minimum_s if method == "default" else None,
+                    events=events if method == "default" else None)
                 name = predicted_csv_name(recording, None if method != "threshold" else ratio)
                 write_intervals_csv(predicted, out / name.replace("-predicted", f"-predicted-{method}"))
                 ethograms.setdefault(recording, {})[method] = predicted
