@@ -215,32 +215,26 @@ def songexplorer_threshold(logits_true: np.ndarray, logits_false: np.ndarray, ra
         return float(curve(float(ratio)))
 
 
-def label_logits(results: ValidationResults) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per label, the raw logits of unmasked taps that are / are not that label."""
-    scores = {}
+def split_by_truth(results: ValidationResults, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per label, ``values[..., label]`` of the unmasked taps that are / are not that label."""
+    split = {}
     for index, label in enumerate(results.labels):
-        column = results.logits[..., index]
+        column = values[..., index]
         if results.loss == EXCLUSIVE:
             truth = results.groundtruth
             true, false = truth == index, (truth >= 0) & (truth != index)
         else:
             truth = results.groundtruth[..., index]
             true, false = truth == 1, truth == 0
-        scores[label] = (column[true], column[false])
-    return scores
+        split[label] = (column[true], column[false])
+    return split
+
+
+def label_logits(results: ValidationResults) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per label, the raw logits of unmasked taps that are / are not that label."""
+    return split_by_truth(results, results.logits)
 
 
 def label_scores(results: ValidationResults) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per label, the probabilities of unmasked taps that are / are not that label."""
-    probabilities = probabilities_of(results)
-    scores = {}
-    for index, label in enumerate(results.labels):
-        column = probabilities[..., index]
-        if results.loss == EXCLUSIVE:
-            truth = results.groundtruth
-            true, false = truth == index, (truth >= 0) & (truth != index)
-        else:
-            truth = results.groundtruth[..., index]
-            true, false = truth == 1, truth == 0
-        scores[label] = (column[true], column[false])
-    return scores
+    return split_by_truth(results, probabilities_of(results))
