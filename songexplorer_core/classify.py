@@ -135,7 +135,7 @@ class Probabilities:
 
 
 # ---------------------------------------------------------------------------------------------
-# prevalences (SongExplorer §6.2 step 6, QUIRK 13 fixed)
+# prevalences (SongExplorer's ``src/classify``, QUIRK 13 fixed)
 
 
 def normalise_prevalences(

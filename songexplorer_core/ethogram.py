@@ -1,5 +1,6 @@
-"""Ethogram: turn per-label probabilities into predicted intervals (SongExplorer §7), and the
-thresholds files that drive it (§1.6).
+"""Ethogram: turn per-label probabilities into predicted intervals (SongExplorer's
+``src/ethogram-plugins/``), and the thresholds files that drive it (``thresholds.ckpt-<N>.csv``,
+written by ``save_thresholds`` of SongExplorer's ``src/lib.py``).
 
 Two methods, as SongExplorer's ``ethogram_plugin``:
 
