@@ -59,7 +59,7 @@ def energy_model(context_tics=64, stride_tics=4, gain=2000.0):
 
 @pytest.fixture(scope="module")
 def small_model():
-    """The convolutional network of models.py, small: 51.2 ms context (128 tics), 8/8 features."""
+    """The convolutional network of songexplorer_core.models, small: 51.2 ms context (128 tics), 8/8 features."""
     spec = models.ModelSpec(context_ms=51.2, nfeatures=(8, 8), dropout_rate=0.0)
     return models.new_trained_model(spec, labels=["a", "b", "c"], rate=RATE, seed=3)
 
