@@ -477,6 +477,8 @@ def model_ethogram(probs: Probabilities, thresholds: Mapping[str, float], durati
     (:func:`event_refractory`), short slivers of range labels dropped
     (:func:`min_segment_durations`). ``durations``: the model folder's
     ``annotation-durations.csv`` (:func:`read_annotation_durations`; None: neither applies)."""
+    if not 0.0 <= float(event_min_peak) <= 1.0:
+        raise ValueError(f"event_min_peak is a probability, between 0 and 1, not {event_min_peak}")
     method = choose_method(method, probs)
     events = event_refractory(durations, event_refractory_fraction)
     if method == "threshold":

@@ -279,5 +279,7 @@ def test_run_ethogram_gives_one_event_per_pulse_from_the_model_folder(tmp_path):
     pulses = read_intervals_csv(written).query("label == 'pulse'")
     assert len(pulses) == 2  # refractory 10 ms = 6 samples < 6 samples between the peaks
     assert 'event_refractory_s: {"pulse": 0.01}' in (tmp_path / "song.wav-ethogram.log").read_text()
+    with pytest.raises(ValueError, match="event_min_peak is a probability"):
+        run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, event_min_peak=70)
     (runs,) = run_ethogram("song.wav", thresholds, probabilities_dir=tmp_path, event_refractory_fraction=0)
     assert len(read_intervals_csv(runs).query("label == 'pulse'")) == 1  # SongExplorer's: one run
