@@ -103,6 +103,13 @@ def candidates() -> dict[str, Candidate]:
         Candidate("default-norm", "default", normalize=True),
         Candidate("default-ctx", "default", {"model": {"context_ms": 409.6}}),
         Candidate("default-spec", "default", {"model": {"representation": "spectrogram"}}),
+        # replicates averaged within the default's training time: 2 x 500 steps, 3 x 333 steps
+        Candidate("default-2x500", "default", {"nreplicates": 2, "nsteps": 500, "validate_period": 500}),
+        Candidate("default-3x333", "default", {"nreplicates": 3, "nsteps": 333, "validate_period": 333,
+                                               "save_period": 111}),
+        Candidate("default-2x1000", "default", {"nreplicates": 2}),
+        # the notsong CSVs' not_ ranges as negative examples of the exclusive model
+        Candidate("default-neg", "default", {"negatives": True}),
     ]
     out.update({c.name: c for c in extra})
     return out
@@ -142,15 +149,20 @@ def quiet_ambient(recording: str, minimum_s: float, margin_s: float = 0.1) -> pd
                            "annotated", AMBIENT)
 
 
-def ground_truth(folder: Path, recordings, normalize: bool = False, quiet_ambient_s: float = 0.0) -> Path:
-    """The recordings with their person1 annotations (links), nothing else."""
+def ground_truth(folder: Path, recordings, normalize: bool = False, quiet_ambient_s: float = 0.0,
+                 negatives: bool = False) -> Path:
+    """The recordings with their person1 annotations (links), and with ``negatives`` their
+    notsong annotations (``not_mel-pulse``, ``not_mel-sine`` ranges), nothing else."""
     from songexplorer_core.annotations import write_intervals_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     for recording in recordings:
         if quiet_ambient_s:
             write_intervals_csv(quiet_ambient(recording, quiet_ambient_s), folder / f"{recording}-annotated-quiet.csv")
-        for name in (recording, f"{recording}-annotated-person1.csv"):
+        names = [recording, f"{recording}-annotated-person1.csv"]
+        if negatives:
+            names.append(f"{recording}-annotated-notsong.csv")
+        for name in names:
             link = folder / name
             if link.exists():
                 continue
@@ -186,28 +198,39 @@ def train_split(candidate: Candidate, seed: int, split: str, work: Path, log) ->
                                    **{"batch_seed": seed, "weights_seed": seed, **candidate.changes})
     cpu = time.process_time()
     result = train(ground_truth(folder / "groundtruth", SPLITS[split], candidate.normalize,
-                                candidate.quiet_ambient_s), config, folder / "logs")
+                                candidate.quiet_ambient_s, config.negatives), config, folder / "logs")
     cpu = time.process_time() - cpu
-    model_dir = result.replicates[0].model_dir
-    report = accuracy_report(model_dir, choose=candidate.checkpoint, threshold_method=candidate.thresholds)
-    write_accuracy_outputs(report, plots="none")
-    step = report.best.checkpoint
-    checkpoint = model_dir / f"ckpt-{step}"
-    done.write_text(json.dumps({"checkpoint": str(checkpoint), "cpu_s": cpu}))
-    log(f"  trained {folder.name}: {cpu:.1f} CPU s, ckpt-{step}")
-    return checkpoint, cpu
+    members = []
+    for replicate in result.replicates:
+        report = accuracy_report(replicate.model_dir, choose=candidate.checkpoint,
+                                 threshold_method=candidate.thresholds)
+        write_accuracy_outputs(report, plots="none")
+        members.append(str(replicate.model_dir / f"ckpt-{report.best.checkpoint}"))
+    done.write_text(json.dumps({"checkpoint": members[0], "members": members, "cpu_s": cpu}))
+    log(f"  trained {folder.name}: {cpu:.1f} CPU s, {', '.join(Path(m).name for m in members)}")
+    return Path(members[0]), cpu
+
+
+def members(checkpoint: Path) -> list[Path]:
+    """Every replicate's chosen checkpoint of the training whose first replicate is ``checkpoint``."""
+    info = json.loads((checkpoint.parent.parent.parent / "chosen.json").read_text())
+    return [Path(m) for m in info.get("members", [info["checkpoint"]])]
 
 
 def probabilities(checkpoint: Path, wav: Path, cache: Path, normalize: bool = False):
     from songexplorer_core.classify import classify_recording, read_probabilities, write_probabilities
     from songexplorer_core import models
 
+    import dataclasses
+
     path = cache / f"{wav.name}-probabilities.npz"
     if path.exists():
         return read_probabilities(path)
     if normalize:
         wav = normalized_copy(wav, cache / "normalized")
-    probs = classify_recording(models.load_trained_model(checkpoint), wav)
+    # replicates (nreplicates > 1): the mean of their probabilities, as an ensemble would
+    each = [classify_recording(models.load_trained_model(c), wav) for c in members(checkpoint)]
+    probs = dataclasses.replace(each[0], values=np.mean([p.values for p in each], axis=0).astype(np.float32))
     write_probabilities(probs, path)
     return probs
 

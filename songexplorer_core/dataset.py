@@ -354,7 +354,8 @@ class Batch:
 
     Attributes:
         audio: float32 ``(n, input_tics, nchannels)``.
-        targets: exclusive: int32 ``(n, P)`` label index or -1 (masked); overlapped: int8
+        targets: exclusive: int32 ``(n, P)`` label index, -1 (masked) or ``-2 - index`` (not that
+            label: a ``not_`` annotation with ``negatives``); overlapped: int8
             ``(n, P, nlabels)`` 1 (present), 0 (absent) or 2 (unknown, masked).
         sounds: int index into :attr:`Dataset.sounds` of each example.
         offset_tic: the example's point, tic in its recording.
@@ -417,7 +418,10 @@ class Dataset:
         stop = self._stop[sounds] - offsets
         mask = self.geometry.tap_mask(start, stop)
         if self.loss == EXCLUSIVE:
-            return np.where(mask, self._label_index[sounds][:, None], -1).astype(np.int32)
+            index = self._label_index[sounds]
+            # a not_ annotation (negatives=True): -2 - index, "not this label"
+            index = np.where(self._target[sounds] == 1, index, -2 - index)
+            return np.where(mask, index[:, None], -1).astype(np.int32)
         targets = np.full((len(sounds), self.geometry.parallelize, len(self.labels)), 2, dtype=np.int8)
         first, flat = self._overlaps()
         counts = first[sounds + 1] - first[sounds]
@@ -595,6 +599,7 @@ def make_dataset(
     nchannels: int | None = None,
     loss: str = EXCLUSIVE,
     overlapped_prefix: str = "not_",
+    negatives: bool = False,
     validation_percentage: float = 0.0,
     validation_offset_percentage: float = 0.0,
     testing_percentage: float = 0.0,
@@ -614,6 +619,9 @@ def make_dataset(
         rate: tic rate every recording must have, Hz (``None``: that of the first recording).
         nchannels: channels every recording must have (``None``: those of the first).
         loss: ``exclusive`` or ``overlapped`` (``not_<label>`` rows mark the label's absence).
+        negatives: exclusive loss only: use ``not_<label>`` rows (SongExplorer's notsong
+            annotations) as *negative* examples, taps known not to be that label (target
+            ``-2 - index``; the training loss is ``-log(1 - p(label))`` there). Ignored otherwise.
         validation_percentage, validation_offset_percentage, testing_percentage,
         validation_files, testing_files: the split, as :func:`assign_sets`.
         equalize: balance training draws over (label, kind) groups.
@@ -641,14 +649,14 @@ def make_dataset(
     table = truth.intervals
     table = table[table["kind"].isin(kinds)]
     label_column = table["label"].astype(str)
-    is_not = label_column.str.startswith(overlapped_prefix) if loss == OVERLAPPED else \
+    is_not = label_column.str.startswith(overlapped_prefix) if (loss == OVERLAPPED or negatives) else \
         pd.Series(False, index=table.index)
     root_label = label_column.where(~is_not, label_column.str.slice(len(overlapped_prefix)))
     keep = root_label.isin(labels)
     table = table[keep].reset_index(drop=True)
     root_label = root_label[keep].to_numpy()
     is_not = is_not[keep].to_numpy()
-    present = set(root_label)
+    present = set(root_label[~is_not]) if loss == EXCLUSIVE else set(root_label)
     absent = [label for label in labels if label not in present]
     if absent:
         found = sorted(set(truth.intervals["label"].astype(str)))
@@ -706,7 +714,8 @@ def make_dataset(
 
     training = sounds[sounds["set"] == TRAINING]
     if require_training:
-        training_labels = set(np.asarray(labels, dtype=object)[training["label_index"].to_numpy(np.int64)])
+        positive = training[training["target"] == 1]
+        training_labels = set(np.asarray(labels, dtype=object)[positive["label_index"].to_numpy(np.int64)])
         no_training = [label for label in labels if label not in training_labels]
         if no_training:
             counts = {label: int((root_label == label).sum()) for label in no_training}

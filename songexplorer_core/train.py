@@ -71,7 +71,7 @@ OPTIMIZER_FILE = "optimizer.npz"
 CONFIG_FILE = "train.json"
 #: Settings that must match to resume a training in the same folder.
 _RESUME_KEYS = ("labels_to_use", "kinds_to_use", "model", "parallelize", "optimizer", "loss", "overlapped_prefix",
-                "validate_percentage", "validation_offset_percentage", "testing_percentage", "validation_files",
+                "negatives", "validate_percentage", "validation_offset_percentage", "testing_percentage", "validation_files",
                 "testing_files", "equalize", "mini_batch")
 
 
@@ -109,6 +109,8 @@ class TrainConfig:
         weights_seed: seeds the initial weights and dropout (``None``: different every time).
         loss: ``exclusive`` (one label per tap) or ``overlapped`` (each label present/absent).
         overlapped_prefix: prefix marking a label's absence for the overlapped loss.
+        negatives: exclusive loss: learn from ``not_<label>`` annotations (SongExplorer's
+            notsong CSVs) too, as taps that are not that label (loss ``-log(1 - p(label))``).
         augmentation: volume, noise, dc, reverse, invert (training batches only).
         equalize: draw training annotations balanced over (label, kind) groups.
         nreplicates: models trained with the same settings; replicate r uses seeds ``seed + r - 1``.
@@ -137,6 +139,7 @@ class TrainConfig:
     weights_seed: int | None = None
     loss: str = "exclusive"
     overlapped_prefix: str = "not_"
+    negatives: bool = False
     augmentation: D.Augmentation = D.Augmentation()
     equalize: bool = True
     nreplicates: int = 1
@@ -314,6 +317,34 @@ def _make_optimizer(name: str, learning_rate: float):
     return getattr(keras.optimizers, OPTIMIZERS[name.lower()])(learning_rate=learning_rate)
 
 
+def exclusive_crossentropy(logits, targets):
+    """Per-tap cross-entropy of the exclusive (softmax) loss, TensorFlow.
+
+    Args:
+        logits: float32 ``[..., nlabels]``.
+        targets: int32 ``[...]``: a label index (the tap is that label: ``-log p``), ``-1``
+            (unknown: masked) or ``-2 - k`` (the tap is *not* label ``k``, a ``not_`` annotation
+            with ``TrainConfig.negatives``: ``-log(1 - p_k)``).
+
+    Returns:
+        ``(crossentropy, correct, mask)``, each float32 ``[...]``; ``mask`` is 1 on known taps,
+        and ``correct`` says whether the label of highest probability agrees with the target.
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    nlabels = tf.shape(logits)[-1]
+    positive = tf.cast(targets >= 0, tf.float32)
+    negative = tf.cast(targets <= -2, tf.float32)
+    predicted = tf.argmax(logits, -1, output_type=tf.int32)
+    is_label = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(targets, 0), logits=logits)
+    # -log(1 - p_k) = logsumexp(all logits) - logsumexp(all but k's)
+    excluded = tf.one_hot(tf.maximum(-2 - targets, 0), nlabels, on_value=-1e9, off_value=0.0)
+    not_label = tf.reduce_logsumexp(logits, -1) - tf.reduce_logsumexp(logits + excluded, -1)
+    correct = (tf.cast(tf.equal(predicted, targets), tf.float32) * positive
+               + tf.cast(tf.not_equal(predicted, -2 - targets), tf.float32) * negative)
+    return is_label * positive + not_label * negative, correct, positive + negative
+
+
 class _Steps:
     """Compiled training and evaluation functions for one model."""
 
@@ -328,10 +359,7 @@ class _Steps:
 
         def loss_and_accuracy(logits, targets):
             if exclusive:
-                mask = tf.cast(targets >= 0, tf.float32)
-                crossentropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=tf.maximum(targets, 0), logits=logits)
-                correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
+                crossentropy, correct, mask = exclusive_crossentropy(logits, targets)
             else:
                 mask = tf.cast(targets != 2, tf.float32)
                 present = tf.cast(tf.equal(targets, 1), tf.float32)
@@ -545,7 +573,7 @@ def prepare_dataset(ground_truth, config: TrainConfig) -> D.Dataset:
     return D.make_dataset(
         truth, labels_to_use=config.labels_to_use, kinds_to_use=config.kinds_to_use,
         geometry=_geometry(config, rate), rate=rate, nchannels=config.nchannels, loss=config.loss,
-        overlapped_prefix=config.overlapped_prefix, validation_percentage=config.validate_percentage,
+        overlapped_prefix=config.overlapped_prefix, negatives=config.negatives, validation_percentage=config.validate_percentage,
         validation_offset_percentage=config.validation_offset_percentage,
         testing_percentage=config.testing_percentage, validation_files=config.validation_files,
         testing_files=config.testing_files, equalize=config.equalize, mini_batch=config.mini_batch)

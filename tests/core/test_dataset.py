@@ -374,3 +374,26 @@ def test_annotation_durations_give_the_shortest_gap_between_points(tmp_path):
     assert table.loc["mel-pulse", "shortest_gap_s"] == pytest.approx(40 / RATE)  # b.wav's, never across files
     assert np.isnan(table.loc["ambient", "shortest_gap_s"])
     assert table.loc["ambient", "shortest_range_s"] == pytest.approx(500 / RATE)
+
+
+def test_exclusive_negatives_mark_not_labels_and_are_ignored_without_the_option(tmp_path):
+    rows = [(10000, 11000, "not_mel-pulse"), (15000, 15000, "mel-pulse"), (20000, 21000, "mel-sine"),
+            (25000, 25000, "mel-pulse")]
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    geometry = D.Geometry(512, 0, 4, 4)
+    plain = D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=geometry)
+    assert "not_mel-pulse" not in set(plain.sounds["label"])  # SongExplorer's exclusive loss ignores them
+    ds = D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=geometry, negatives=True)
+    assert ds.sounds["target"].tolist() == [0, 1, 1, 1]
+    batch = next(ds.evaluation_batches(D.TRAINING, 10))
+    negative = int(np.flatnonzero((ds.sounds["label"] == "not_mel-pulse").to_numpy())[0])
+    row = int(np.flatnonzero(batch.sounds == negative)[0])
+    np.testing.assert_array_equal(batch.targets[row], [-2, -2, -2, -2])  # -2 - index of mel-pulse (0)
+    sine = int(np.flatnonzero((ds.sounds["label"] == "mel-sine").to_numpy())[0])
+    np.testing.assert_array_equal(batch.targets[int(np.flatnonzero(batch.sounds == sine)[0])], [1, 1, 1, 1])
+
+
+def test_negatives_alone_do_not_count_as_annotations_of_a_label(tmp_path):
+    gt = ground_truth(tmp_path, {"a.wav": many_rows(40, "mel-pulse") + [(20000, 21000, "not_mel-sine")]})
+    with pytest.raises(D.DatasetError, match=r"with label\(s\) \['mel-sine'\]"):
+        D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=GEOMETRY, negatives=True)

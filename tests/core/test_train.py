@@ -280,3 +280,13 @@ def test_configure_compute_checks_its_arguments_and_says_what_it_could_not_set()
     with pytest.warns(UserWarning, match="oneDNN setting ignored: TensorFlow was already imported"):
         info = configure_compute("cpu", onednn=True)
     assert info.device == "cpu" and info.onednn is None
+
+
+def test_exclusive_crossentropy_of_labels_unknowns_and_negatives():
+    logits = np.array([[2.0, 0.5, -1.0]] * 3, np.float32)
+    targets = np.array([1, -1, -2 - 0], np.int32)  # label 1; unknown; not label 0
+    crossentropy, correct, mask = (np.asarray(x) for x in T.exclusive_crossentropy(logits, targets))
+    p = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    np.testing.assert_allclose(crossentropy, [-np.log(p[1]), 0.0, -np.log(1 - p[0])], rtol=1e-5)
+    np.testing.assert_array_equal(mask, [1, 0, 1])
+    np.testing.assert_array_equal(correct, [0, 0, 0])  # argmax is label 0: wrong for both known taps
