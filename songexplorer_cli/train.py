@@ -89,6 +89,9 @@ def register(subparsers) -> None:
                       help="exclusive: one label per tap (softmax); overlapped: each label present or absent "
                       "(sigmoid), absence annotated as <prefix><label>")
     loop.add_argument("--overlapped-prefix", default="not_", help="prefix marking a label's absence (overlapped)")
+    loop.add_argument("--negatives", action=argparse.BooleanOptionalAction, default=None,
+                      help="exclusive loss: learn from <prefix><label> ranges (SongExplorer's notsong CSVs) as "
+                      "sounds that are not that label; recipe: on, tutorial off (SongExplorer ignores them)")
     loop.add_argument("--parallelize", type=int, default=None,
                       help="output taps per training example; recipe: 8, tutorial 2")
     loop.add_argument("--batch-seed", type=_seed, default=1,
@@ -174,7 +177,7 @@ def config_from_args(args):
         testing_percentage=args.testing_percentage, validation_files=args.validation_files,
         testing_files=args.testing_files, mini_batch=args.mini_batch, batch_seed=args.batch_seed,
         weights_seed=args.weights_seed, loss=args.loss, overlapped_prefix=args.overlapped_prefix,
-        augmentation=augmentation, equalize=not args.no_equalize, nreplicates=args.nreplicates,
+        negatives=given(args.negatives, recipe.negatives), augmentation=augmentation, equalize=not args.no_equalize, nreplicates=args.nreplicates,
         rate=args.audio_tic_rate, nchannels=args.audio_nchannels)
 
 

@@ -589,6 +589,13 @@ def annotation_durations(dataset: Dataset) -> pd.DataFrame:
                                        "shortest_gap_s"])
 
 
+def labels_to_learn(intervals: pd.DataFrame, overlapped_prefix: str = "not_") -> list[str]:
+    """Every label of ``intervals`` a model would learn, sorted: ``<prefix><label>`` rows
+    (SongExplorer's notsong annotations) mark where a label is *not*, so they are not labels."""
+    names = {str(x) for x in intervals["label"].unique()}
+    return sorted(n for n in names if not n.startswith(overlapped_prefix))
+
+
 def make_dataset(
     ground_truth,
     *,

@@ -476,6 +476,9 @@ def _write_history(model_dir: Path, rows: list[dict]) -> None:
 def _write_evaluation(path: Path, dataset: D.Dataset, which: str, logits: np.ndarray, targets: np.ndarray,
                       offsets: np.ndarray) -> None:
     sounds = dataset.sounds.iloc[dataset.indices(which)]
+    if dataset.loss != "overlapped":
+        # SongExplorer's format: a label index or -1; a negative (not_) tap is written as masked
+        targets = np.where(targets <= -2, -1, targets)
     arrays = dict(
         logits=logits.astype(np.float32),
         groundtruth=targets.astype(np.int8 if dataset.loss == "overlapped" else np.int32),

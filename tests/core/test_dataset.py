@@ -397,3 +397,9 @@ def test_negatives_alone_do_not_count_as_annotations_of_a_label(tmp_path):
     gt = ground_truth(tmp_path, {"a.wav": many_rows(40, "mel-pulse") + [(20000, 21000, "not_mel-sine")]})
     with pytest.raises(D.DatasetError, match=r"with label\(s\) \['mel-sine'\]"):
         D.make_dataset(gt, labels_to_use=["mel-pulse", "mel-sine"], geometry=GEOMETRY, negatives=True)
+
+
+def test_labels_to_learn_leave_out_not_labels():
+    frame = intervals_frame("a.wav", [1, 2, 3, 4], [1, 2, 9, 9], "annotated",
+                            ["mel-pulse", "mel-pulse", "not_mel-pulse", "mel-sine"])
+    assert D.labels_to_learn(frame) == ["mel-pulse", "mel-sine"]

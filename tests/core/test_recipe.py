@@ -27,6 +27,7 @@ def test_tutorial_recipe_is_songexplorers_tutorial_sh():
     assert config.model == ModelSpec()
     assert config.model.context_ms == 204.8 and config.model.dropout_rate == 0.5
     assert config.augmentation == Augmentation()
+    assert config.negatives is False  # SongExplorer's exclusive loss ignores not_ annotations
 
 
 def test_default_recipe_changes_only_what_it_says():

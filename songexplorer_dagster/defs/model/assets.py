@@ -58,7 +58,7 @@ def trained_model(
     GPU. TensorFlow is imported inside the step only.
     """
     compute.configure(context.log)
-    from songexplorer_core.dataset import GroundTruth
+    from songexplorer_core.dataset import GroundTruth, labels_to_learn
     from songexplorer_core.outputs import content_hash, read_ground_truth
     from songexplorer_core.promotion import GATE_DECIDES
     from songexplorer_core.promotion_gate import promotion_gate
@@ -69,7 +69,7 @@ def trained_model(
     frame, recording_paths = read_ground_truth(paths)
     trained_on = content_hash(frame)
     frame = frame[frame["kind"].isin(config.kinds())]
-    labels = list(config.labels_to_use) or sorted(str(x) for x in frame["label"].unique())
+    labels = list(config.labels_to_use) or labels_to_learn(frame)
     if not labels:
         raise ValueError(
             f"the ground truth of {paths.groundtruth} has no annotations of kinds "

@@ -9,7 +9,7 @@ from songexplorer_core.recipes import RECIPE_NAMES, TUTORIAL_SETTINGS, named_rec
 
 #: TrainingConfig fields that are TrainConfig settings / ModelSpec fields.
 _TRAINING_FIELDS = ("kinds_to_use", "nsteps", "validate_period", "save_period", "validate_percentage", "mini_batch",
-                    "learning_rate", "optimizer", "loss", "parallelize", "batch_seed", "weights_seed", "nreplicates")
+                    "learning_rate", "optimizer", "loss", "negatives", "parallelize", "batch_seed", "weights_seed", "nreplicates")
 _MODEL_FIELDS = ("representation", "context_ms", "shiftby_ms", "window_ms", "stride_ms", "mel_dct", "nconvlayers",
                  "kernel_sizes", "nfeatures", "stride_time", "dilate_time", "connection", "dropout_rate", "normalization")
 
@@ -44,6 +44,9 @@ class TrainingConfig(dg.Config):
     optimizer: str | None = Field(
         default=None, description="Adam (both recipes), Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSprop or SGD.")
     loss: str | None = Field(default=None, description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
+    negatives: bool | None = Field(
+        default=None, description="Exclusive loss: learn from not_<label> ranges (notsong CSVs) as sounds that are "
+        "not that label: default on, tutorial off (SongExplorer ignores them).")
     parallelize: int | None = Field(default=None, description="Output taps per training example: default 8, tutorial 2.")
     batch_seed: int | None = Field(default=None, description="Seed of batches and augmentation (1); -1 = random.")
     weights_seed: int | None = Field(default=None, description="Seed of the initial weights (1); -1 = random.")
