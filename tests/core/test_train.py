@@ -263,6 +263,10 @@ def test_command_line_takes_its_defaults_from_the_recipe():
     assert (changed.nsteps, changed.validate_period, changed.checkpoint_period) == (50, 10, 10)
     assert changed.model.dropout_rate == 0.35 and changed.learning_rate == 0.01
     assert changed.parallelize == default_recipe("a,b").parallelize
+    # negatives: the recipe's (default on, tutorial off) unless a flag says otherwise
+    assert parsed().negatives is True and parsed("--recipe", "tutorial").negatives is False
+    assert parsed("--no-negatives").negatives is False
+    assert parsed("--recipe", "tutorial", "--negatives").negatives is True
 
 
 def test_configure_compute_checks_its_arguments_and_says_what_it_could_not_set():
