@@ -110,6 +110,9 @@ def candidates() -> dict[str, Candidate]:
         Candidate("default-2x1000", "default", {"nreplicates": 2}),
         # the notsong CSVs' not_ ranges as negative examples of the exclusive model
         Candidate("default-neg", "default", {"negatives": True}),
+        # the default now has negatives: with song mixed into background / gain augmentation
+        Candidate("default-mix3n", "default", {"augmentation": mix}),
+        Candidate("default-vol5n", "default", {"augmentation": {"volume": (0.5, 1.0)}}),
     ]
     out.update({c.name: c for c in extra})
     return out
