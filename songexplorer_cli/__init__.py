@@ -28,14 +28,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure ends as one line on stderr and a non-zero status.
+
+    Expected failures (bad input or settings, a file missing, corrupt or in the way, a full
+    disk, a read-only folder, a busy output folder or port: ``songexplorer_core.errors``) exit 2
+    with their message; a bug exits 1 with one line too, and its traceback with
+    ``SONGEXPLORER_DEBUG=1``; Ctrl-C exits 130.
+    """
+    from songexplorer_core.errors import DEBUG_VARIABLE, debugging, explain, is_expected
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        # Our errors name the file and the fix: show them without a traceback.
-        print(f"songexplorer {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"songexplorer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 (the one place every failure becomes a message)
+        if debugging():
+            import traceback
+
+            traceback.print_exc()
+        if is_expected(error):
+            # Our errors name the file and the fix: show them without a traceback.
+            print(f"songexplorer {args.command}: error: {explain(error)}", file=sys.stderr)
+            return 2
+        hint = "" if debugging() else f" (run with {DEBUG_VARIABLE}=1 for the traceback)"
+        print(f"songexplorer {args.command}: unexpected error: {type(error).__name__}: {explain(error)}{hint}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

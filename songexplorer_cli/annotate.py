@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from songexplorer_cli.options import check_port_free, nonnegative_float, port_number, positive_float
+
 import sys
 
 from songexplorer_core.project import project_from_env
@@ -20,16 +22,16 @@ def register(subparsers) -> None:
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1; anything else lets other machines "
                         "read and annotate the recordings)")
-    parser.add_argument("--port", type=int, default=5006, help="TCP port (default 5006; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=5006, help="TCP port (default 5006; 0 picks a free one)")
     parser.add_argument("--annotator", default=None,
                         help="your name, used in the file names of your annotations; if omitted, the app "
                         "asks once per browser")
-    parser.add_argument("--context", type=float, default=4.0,
+    parser.add_argument("--context", type=positive_float, default=4.0,
                         help="default width of the context window, seconds (default 4)")
     parser.add_argument("--labels", default="",
                         help="comma-separated labels for the label boxes (default: the most common labels "
                         "of the project's annotations)")
-    parser.add_argument("--autosave", type=float, default=5.0,
+    parser.add_argument("--autosave", type=nonnegative_float, default=5.0,
                         help="seconds between automatic saves of unsaved changes; 0 saves only on the Save "
                         "button and when the page closes (default 5)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
@@ -45,6 +47,7 @@ def run(args) -> int:
         print(f"warning: serving on {args.address}: other machines can read and annotate this project's "
               f"recordings", file=sys.stderr)
     port = args.port
+    check_port_free(args.address, port)
     if port == 0:
         from songexplorer_annotator.server import free_port
 

@@ -2,8 +2,10 @@
 
 Writes, per recording, SongExplorer's probability WAVs ``<stem>-<label>.wav`` (int16 p*32767 at
 the output rate, 625 Hz by default) and/or ``<wav>-probabilities.npz`` into ``--out-dir``, each
-file atomically. A recording that cannot be classified is reported by name and skipped; the
-others are still written, and the exit status is 1.
+file atomically, and ``<wav>-classify.json`` naming the model and each file's digest, last
+(``classify.write_classify_outputs``: ethogram refuses a set a kill left half-written). A
+recording that cannot be classified is reported by name and skipped; the others are still
+written, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -13,16 +15,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, progress_bar
+from songexplorer_cli.options import add_compute_options, configure_compute_from, positive_int, progress_bar
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,
     EDGES,
     ClassifyError,
     Classifier,
-    probabilities_npz_name,
-    write_probabilities,
-    write_probability_wavs,
+    write_classify_outputs,
 )
 
 FORMATS = ("wav", "npz")
@@ -49,10 +49,10 @@ def register(subparsers) -> None:
                         help="expected prevalence of each label (any positive scale, e.g. seconds of "
                         "each): exclusive probabilities are re-weighted by Bayes' rule "
                         "(default: none, i.e. as trained)")
-    parser.add_argument("--parallelize", type=int, default=DEFAULT_SPAN_TICS // 4, metavar="TAPS",
+    parser.add_argument("--parallelize", type=positive_int, default=DEFAULT_SPAN_TICS // 4, metavar="TAPS",
                         help="output taps computed per span (SongExplorer's 'parallelize classify'); "
                         "spans overlap by one context window (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help="spans per network call (default %(default)s)")
     parser.add_argument("--edges", choices=EDGES, default="songexplorer",
                         help="'songexplorer': SongExplorer's length, the first context/2 zero and the last "
@@ -91,9 +91,10 @@ def run(args) -> int:
     if unknown or not formats:
         raise ValueError(f"--format must list some of {FORMATS}, got {args.format!r}")
     configure_compute_from(args)  # before TensorFlow does any work
-    from songexplorer_core.models import load_trained_model
+    from songexplorer_core.models import load_trained_model, model_identity
 
     trained = load_trained_model(args.model)
+    identity = model_identity(args.model)
     prevalences = parse_prevalences(args.labels, args.prevalences, trained.labels)
     classifier = Classifier(trained, span_tics=args.parallelize * trained.stride_tics, batch_size=args.batch_size)
     out_dir = Path(args.out_dir)
@@ -116,12 +117,8 @@ def run(args) -> int:
             tqdm.write(f"songexplorer classify: error: {error}", file=sys.stderr)
             continue
         bar.close()
-        written = []
-        if "wav" in formats:
-            written += write_probability_wavs(probs, out_dir, path.name)
-        if "npz" in formats:
-            written.append(write_probabilities(probs, out_dir / probabilities_npz_name(path.name),
-                                               dtype=args.npz_dtype))
+        written = write_classify_outputs(probs, out_dir, path.name, model=identity, formats=formats,
+                                         npz_dtype=args.npz_dtype)
         print(f"{path.name}: {probs.nsamples} samples at {probs.output_rate:g} Hz, labels "
               f"{', '.join(probs.labels)} -> {', '.join(p.name for p in written)}")
     if failures:

@@ -7,7 +7,7 @@ project, write to ``outputs/cluster/cluster.parquet``: the annotator's cluster v
 
 from __future__ import annotations
 
-from songexplorer_cli.options import progress_bar
+from songexplorer_cli.options import fraction, nonnegative_float, positive_float, positive_int, progress_bar
 from songexplorer_core.cluster import METHODS, ClusterParams
 
 _DEFAULTS = ClusterParams()
@@ -36,26 +36,26 @@ def register(subparsers) -> None:
     parser.add_argument("--method", choices=METHODS, default=_DEFAULTS.method, help="default %(default)s")
     parser.add_argument("--ndims", type=int, choices=(2, 3), default=_DEFAULTS.ndims,
                         help="dimensions of the embedding (default %(default)s)")
-    parser.add_argument("--pca-fraction", type=float, default=_DEFAULTS.pca_fraction, metavar="F",
+    parser.add_argument("--pca-fraction", type=fraction, default=_DEFAULTS.pca_fraction, metavar="F",
                         help="UMAP/t-SNE: keep the fewest principal components explaining this fraction of the "
                         "variance, 1 = all up to --pca-components (SongExplorer's pca-fraction; default %(default)s)")
-    parser.add_argument("--pca-components", type=int, default=_DEFAULTS.pca_components, metavar="N",
+    parser.add_argument("--pca-components", type=positive_int, default=_DEFAULTS.pca_components, metavar="N",
                         help="UMAP/t-SNE: at most N principal components; 0 = no cap (default %(default)s)")
     parser.add_argument("--no-standardize", action="store_true",
                         help="do not scale every feature to zero mean and unit variance first")
-    parser.add_argument("--neighbors", type=int, default=_DEFAULTS.n_neighbors, metavar="K",
+    parser.add_argument("--neighbors", type=positive_int, default=_DEFAULTS.n_neighbors, metavar="K",
                         help="UMAP: neighbours (default %(default)s)")
-    parser.add_argument("--distance", type=float, default=_DEFAULTS.min_dist, metavar="D",
+    parser.add_argument("--distance", type=nonnegative_float, default=_DEFAULTS.min_dist, metavar="D",
                         help="UMAP: minimum distance between embedded points (default %(default)s)")
     parser.add_argument("--metric", default=_DEFAULTS.metric,
                         help="UMAP: distance between sounds, e.g. euclidean, cosine, correlation (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=_DEFAULTS.n_epochs, metavar="N",
+    parser.add_argument("--epochs", type=positive_int, default=_DEFAULTS.n_epochs, metavar="N",
                         help="UMAP: optimisation epochs; 0 = umap-learn's default (default %(default)s)")
     parser.add_argument("--init", default=_DEFAULTS.init, choices=("spectral", "pca", "random"),
                         help="UMAP: initial layout (default %(default)s)")
-    parser.add_argument("--perplexity", type=float, default=_DEFAULTS.perplexity,
+    parser.add_argument("--perplexity", type=positive_float, default=_DEFAULTS.perplexity,
                         help="t-SNE: perplexity (default %(default)s)")
-    parser.add_argument("--exaggeration", type=float, default=_DEFAULTS.exaggeration,
+    parser.add_argument("--exaggeration", type=positive_float, default=_DEFAULTS.exaggeration,
                         help="t-SNE: early exaggeration (default %(default)s)")
     parser.add_argument("--seed", type=_seed, default=_DEFAULTS.seed,
                         help="random seed; -1 = different every time, UMAP on all cores (default %(default)s)")

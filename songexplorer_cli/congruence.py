@@ -13,6 +13,8 @@ recording's ``<wav>-ethogram.log`` if there is one, else in ``--topath``).
 
 from __future__ import annotations
 
+from songexplorer_cli.options import nonnegative_float, positive_float, positive_int
+
 import re
 import sys
 import time
@@ -55,21 +57,21 @@ def register(subparsers) -> None:
     parser.add_argument("--absent-annotators", choices=ABSENT, default="empty",
                         help="an annotator with no annotations in a recording: 'empty' = marked nothing there "
                         "(SongExplorer), 'skip' = left out of that recording (default %(default)s)")
-    parser.add_argument("--convolve-sec", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--convolve-sec", type=nonnegative_float, default=0.0, metavar="SECONDS",
                         help="tolerance in SECONDS: every interval is widened by half of it at both ends "
                         "(SongExplorer's GUI said ms but meant seconds; default %(default)s)")
     parser.add_argument("--measure", choices=("tic", "label", "both"), default="both",
                         help="count tics, events ('label'), or both (default %(default)s)")
-    parser.add_argument("--nprobabilities", type=int, default=20, metavar="N",
+    parser.add_argument("--nprobabilities", type=positive_int, default=20, metavar="N",
                         help="thresholds in the sweep, evenly inside (0, 1); 0 = no sweep (default %(default)s)")
-    parser.add_argument("--error-ratio", type=float, default=1.0, metavar="P/R",
+    parser.add_argument("--error-ratio", type=positive_float, default=1.0, metavar="P/R",
                         help="precision/recall ratio the dense thresholds aim at (default %(default)s)")
     parser.add_argument("--predicted", metavar="RATIO",
                         help="which <wav>-predicted-<RATIO>pr.csv to use when there are several "
                         "(default: the only one, or <wav>-predicted.csv)")
     parser.add_argument("--probabilities-dir", metavar="DIR",
                         help="where the probabilities are (default: each recording's folder)")
-    parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+    parser.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                         help="tic rate, Hz (default: read from the recordings' WAV headers)")
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -84,10 +86,12 @@ def _dense_annotations(basepath: Path, wavfiles, annotators):
     """{annotator: table}, {recording: folder} from the ground truth's annotated CSVs."""
     tables: dict[str, list] = {}
     folders: dict[str, Path] = {}
+    present: set[str] = set()  # annotators with files for the recordings asked for
     for path in find_interval_csvs(basepath, kinds=["annotated"]):
         parsed = parse_csv_name(path.name)
         if wavfiles is not None and parsed.recording not in wavfiles:
             continue
+        present.add(parsed.tag)
         if annotators is not None and parsed.tag not in annotators:
             continue
         if parsed.recording in folders and folders[parsed.recording] != path.parent:
@@ -95,8 +99,12 @@ def _dense_annotations(basepath: Path, wavfiles, annotators):
                                   f"{path.parent}); pass --wavfiles or rename one")
         folders[parsed.recording] = path.parent
         tables.setdefault(parsed.tag, []).append(read_intervals_csv(path))
+    which = f" for {', '.join(sorted(wavfiles))}" if wavfiles else ""
+    unknown = sorted(set(annotators or ()) - present)
+    if unknown:
+        raise CongruenceError(f"{basepath}: no <wav>-annotated-<name>.csv files of --annotators {unknown}{which}; "
+                              f"the annotators there are {sorted(present) or 'none'}")
     if not tables:
-        which = f" for {', '.join(sorted(wavfiles))}" if wavfiles else ""
         raise CongruenceError(f"{basepath}: no <wav>-annotated-<name>.csv files{which}; dense annotations "
                               f"are needed (rename each person's file to <wav>-annotated-<person>.csv)")
     return {name: concat_intervals(frames) for name, frames in tables.items()}, folders

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from songexplorer_cli.options import positive_float, positive_int
+
 from songexplorer_core.demo import add_demo_recording, make_demo_project
 from songexplorer_core.project import Project, find_recordings
 
@@ -17,10 +19,10 @@ def register(subparsers) -> None:
         "the test set of congruence and the promotion gate). Running it again changes nothing.",
     )
     parser.add_argument("directory", help="the project folder")
-    parser.add_argument("--recordings", type=int, default=3, help="number of recordings (default 3)")
-    parser.add_argument("--duration", type=float, default=120.0, help="seconds per recording (default 120)")
-    parser.add_argument("--rate", type=int, default=2500, help="sample rate, Hz (default 2500)")
-    parser.add_argument("--annotations-per-label", type=int, default=16,
+    parser.add_argument("--recordings", type=positive_int, default=3, help="number of recordings (default 3)")
+    parser.add_argument("--duration", type=positive_float, default=120.0, help="seconds per recording (default 120)")
+    parser.add_argument("--rate", type=positive_int, default=2500, help="sample rate, Hz (default 2500)")
+    parser.add_argument("--annotations-per-label", type=positive_int, default=16,
                         help="seed annotations per label per annotated recording (default 16: "
                         "96 in all, as few as a person makes to start)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")

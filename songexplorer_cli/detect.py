@@ -8,6 +8,8 @@ the others are still written, and the exit status is 1.
 
 from __future__ import annotations
 
+from songexplorer_cli.options import positive_int
+
 import sys
 from pathlib import Path
 
@@ -56,9 +58,9 @@ def register(subparsers) -> None:
     parser.add_argument("--time-sigma-robust", default=_DEFAULTS["time_sigma_robust"], choices=("median", "mean"),
                         help="centre/spread of the time criterion: median & MAD, or mean & standard "
                         "deviation (default %(default)s)")
-    parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+    parser.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                         help="refuse recordings not sampled at this rate, Hz (default: accept any)")
-    parser.add_argument("--audio-nchannels", type=int, default=None, metavar="N",
+    parser.add_argument("--audio-nchannels", type=positive_int, default=None, metavar="N",
                         help="refuse recordings without this many channels (default: accept any)")
     parser.add_argument("--fix-quirks", action="store_true",
                         help="write inclusive, in-range intervals (time stops inclusive, no negative "

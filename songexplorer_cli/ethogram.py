@@ -7,6 +7,8 @@ v0.9.1 names it) and ``<wav>-ethogram.log`` naming the model and thresholds file
 
 from __future__ import annotations
 
+from songexplorer_cli.options import fraction, nonnegative_float, positive_int
+
 import sys
 from pathlib import Path
 
@@ -38,23 +40,23 @@ def register(subparsers) -> None:
     parser.add_argument("--probabilities-dir", required=True, metavar="DIR",
                         help="folder holding the classify outputs of the recordings")
     parser.add_argument("--out-dir", metavar="DIR", help="folder for the CSVs and logs (default: --probabilities-dir)")
-    parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+    parser.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                         help="the recordings' tic rate, Hz; needed only when reading probability WAVs "
                         "(the .npz records it)")
     parser.add_argument("--method", choices=METHOD_CHOICES, default=DEFAULT_METHOD,
                         help="'threshold' (SongExplorer's default), 'maxprob', or 'auto': maxprob for exclusive "
                         "models, threshold for overlapped ones (default %(default)s; why: docs/recipe.md)")
-    parser.add_argument("--min-segment-fraction", type=float, default=DEFAULT_MIN_SEGMENT_FRACTION, metavar="F",
+    parser.add_argument("--min-segment-fraction", type=nonnegative_float, default=DEFAULT_MIN_SEGMENT_FRACTION, metavar="F",
                         help="drop predicted intervals of a label annotated only with ranges (sine, syllables) "
                         "shorter than F times its shortest annotated range (from the model folder's "
                         "annotation-durations.csv); 0 keeps them all, as SongExplorer (default %(default)s)")
-    parser.add_argument("--event-refractory-fraction", type=float, default=DEFAULT_EVENT_REFRACTORY_FRACTION,
+    parser.add_argument("--event-refractory-fraction", type=nonnegative_float, default=DEFAULT_EVENT_REFRACTORY_FRACTION,
                         metavar="F",
                         help="a label annotated only with points (pulses) gives one event per peak of its "
                         "probability, peaks closer than F times the shortest gap between two annotated points "
                         "(at most 20 ms) being one; 0: one interval per run of samples, as SongExplorer "
                         "(default %(default)s)")
-    parser.add_argument("--event-min-peak", type=float, default=DEFAULT_EVENT_MIN_PEAK, metavar="P",
+    parser.add_argument("--event-min-peak", type=fraction, default=DEFAULT_EVENT_MIN_PEAK, metavar="P",
                         help="those events need their probability to peak at least this high (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)

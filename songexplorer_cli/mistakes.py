@@ -9,7 +9,7 @@ output stored in an activations file.
 
 from __future__ import annotations
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, progress_bar
+from songexplorer_cli.options import add_compute_options, configure_compute_from, fraction, positive_int, progress_bar
 
 
 def register(subparsers) -> None:
@@ -34,9 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--labels", default="", metavar="A,B",
                         help="labels judged (default: every label the model outputs, and not_<label> for "
                         "overlapped models)")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=fraction, default=0.5,
                         help="overlapped models: probability at which a label counts as present (default %(default)s)")
-    parser.add_argument("--mini-batch", type=int, default=256, metavar="N", help="sounds per network call")
+    parser.add_argument("--mini-batch", type=positive_int, default=256, metavar="N", help="sounds per network call")
     add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(func=run)

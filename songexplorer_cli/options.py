@@ -10,7 +10,7 @@ def add_compute_options(parser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where TensorFlow computes: a GPU when one is visible (auto), the CPU, or a GPU "
                         "(fail without one); default %(default)s")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="TensorFlow threads (default: all cores)")
 
 
 def configure_compute_from(args):
@@ -35,3 +35,70 @@ def progress_bar(desc: str, unit: str, *, disable: bool, **tqdm_kwargs):
         bar.refresh()
 
     return bar, progress
+
+
+# -- numbers checked where they are parsed: argparse prints "argument --x: ..." and exits 2 --------
+
+
+def _number(text: str, kind, what: str):
+    import argparse
+    import math
+
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def _ranged(kind, low=None, high=None, *, low_open=False, what: str):
+    import argparse
+
+    def parse(text: str):
+        value = _number(text, kind, what)
+        if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+#: a whole number >= 1 (steps, batch sizes, counts, Hz)
+positive_int = _ranged(int, 1, what="a whole number >= 1")
+#: a whole number >= 0 (periods where 0 means "never")
+nonnegative_int = _ranged(int, 0, what="a whole number >= 0")
+#: a number > 0 (rates, durations)
+positive_float = _ranged(float, 0.0, low_open=True, what="a number > 0")
+#: a number >= 0
+nonnegative_float = _ranged(float, 0.0, what="a number >= 0")
+#: a fraction or probability, 0 to 1
+fraction = _ranged(float, 0.0, 1.0, what="a number from 0 to 1")
+#: a percentage, 0 to 100
+percentage = _ranged(float, 0.0, 100.0, what="a percentage from 0 to 100")
+#: a percentage that may be negative (SongExplorer's cross-validation swaps the slice)
+signed_percentage = _ranged(float, -100.0, 100.0, what="a percentage from -100 to 100")
+#: a TCP port (0: any free one)
+port_number = _ranged(int, 0, 65535, what="a TCP port, 0 to 65535")
+
+
+def check_port_free(address: str, port: int) -> None:
+    """Raise ``OSError(EADDRINUSE)`` naming ``address:port`` when something already listens there
+    (so a server fails with one line before it starts, not with a traceback from inside it)."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise OSError(errno.EADDRINUSE, f"port {port} on {address} is already in use",
+                              f"{address}:{port}") from None
+            raise

@@ -8,6 +8,8 @@ per recording and label), ``summary-by-label.csv``, ``bouts.csv``, ``ipis.csv`` 
 
 from __future__ import annotations
 
+from songexplorer_cli.options import nonnegative_float, positive_float, positive_int
+
 from pathlib import Path
 
 import pandas as pd
@@ -32,13 +34,13 @@ def register(subparsers) -> None:
     parser.add_argument("--labels", metavar="L1,L2", help="labels to summarise (default: all in the CSVs)")
     parser.add_argument("--pulse-labels", metavar="L1,L2",
                         help="labels whose inter-pulse intervals are measured (default: names containing 'pulse')")
-    parser.add_argument("--max-gap-sec", type=float, default=0.5, metavar="SECONDS",
+    parser.add_argument("--max-gap-sec", type=nonnegative_float, default=0.5, metavar="SECONDS",
                         help="events at most this far apart (end to start) form one bout (default %(default)s)")
-    parser.add_argument("--max-ipi-sec", type=float, default=0.1, metavar="SECONDS",
+    parser.add_argument("--max-ipi-sec", type=positive_float, default=0.1, metavar="SECONDS",
                         help="longest interval between pulse centres counted as an IPI (default %(default)s)")
     parser.add_argument("--wav-dir", metavar="DIR",
                         help="folder of the recordings (default: each CSV's own folder)")
-    parser.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+    parser.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                         help="expected tic rate, Hz; recordings at another rate are refused (default: theirs)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw ethogram.png")
     parser.set_defaults(func=run)

@@ -4,7 +4,9 @@ Flags are named after SongExplorer's parameters (``--nsteps``, ``--validate-peri
 ``--validate-percentage``, ``--mini-batch``, ``--batch-seed``, ``--weights-seed``, the
 architecture's ``--representation``, ``--kernel-sizes``, ...). Replicate r is written to
 ``OUT/train_<r>r/`` (checkpoints ``ckpt-<N>/``, ``validation.ckpt-<N>.npz``, ``history.csv``,
-``labels.txt``, ``train.log``); running the same command again resumes an interrupted training.
+``labels.txt``, ``train.log``); running the same command again resumes an interrupted training
+(with other hyperparameters only given ``--allow-changed-hyperparameters``). A second training
+into the same ``--out`` is refused while the first runs (the lock names it).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from
+from songexplorer_cli.options import (
+    add_compute_options, configure_compute_from, nonnegative_int, percentage, positive_float, positive_int,
+    signed_percentage,
+)
 from songexplorer_core.dataset import Augmentation
 from songexplorer_core.recipes import RECIPE_NAMES, named_recipe_config
 from songexplorer_core.models import (
@@ -51,19 +56,19 @@ def register(subparsers) -> None:
                       help="labels to use, in output order (e.g. mel-pulse,mel-sine,ambient)")
     data.add_argument("--kinds", default="annotated", metavar="K1,K2",
                       help="kinds of intervals to use (annotated, detected, predicted, missed, correct, mistaken)")
-    data.add_argument("--validate-percentage", type=float, default=40.0, metavar="PCT",
+    data.add_argument("--validate-percentage", type=signed_percentage, default=40.0, metavar="PCT",
                       help="percent of annotations held out for validation (SongExplorer's stable hash split)")
-    data.add_argument("--validation-offset-percentage", type=float, default=0.0, metavar="PCT",
+    data.add_argument("--validation-offset-percentage", type=percentage, default=0.0, metavar="PCT",
                       help="where the validation slice starts (cross-validation folds)")
-    data.add_argument("--testing-percentage", type=float, default=0.0, metavar="PCT",
+    data.add_argument("--testing-percentage", type=percentage, default=0.0, metavar="PCT",
                       help="percent of annotations held out for testing")
     data.add_argument("--validation-files", default="", metavar="A.wav,B.wav",
                       help="recordings (basenames) used whole for validation")
     data.add_argument("--testing-files", default="", metavar="A.wav,B.wav",
                       help="recordings (basenames) used whole for testing")
-    data.add_argument("--audio-tic-rate", type=int, default=None, metavar="HZ",
+    data.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                       help="sample rate every recording must have (default: that of the first recording)")
-    data.add_argument("--audio-nchannels", type=int, default=None, metavar="N",
+    data.add_argument("--audio-nchannels", type=positive_int, default=None, metavar="N",
                       help="channels every recording must have (default: those of the first recording)")
     data.add_argument("--no-equalize", action="store_true",
                       help="draw training annotations uniformly instead of balancing (label, kind) groups")
@@ -73,14 +78,14 @@ def register(subparsers) -> None:
         "dense truth, docs/recipe.md), 'tutorial' SongExplorer's tutorial settings.")
     loop.add_argument("--recipe", choices=RECIPE_NAMES, default="default",
                       help="the settings flags left out take: default or tutorial")
-    loop.add_argument("--nsteps", type=int, default=None, help="training steps (mini-batches); recipe: 1000, tutorial 300")
-    loop.add_argument("--validate-period", type=int, default=None,
+    loop.add_argument("--nsteps", type=nonnegative_int, default=None, help="training steps (mini-batches); recipe: 1000, tutorial 300")
+    loop.add_argument("--validate-period", type=nonnegative_int, default=None,
                       help="validate (and checkpoint) every this many steps, 0 = only at the end; recipe: 1000, "
                       "tutorial 30")
-    loop.add_argument("--save-period", type=int, default=None,
+    loop.add_argument("--save-period", type=positive_int, default=None,
                       help="checkpoint every this many steps; recipe: 100, tutorial: the validate period")
-    loop.add_argument("--mini-batch", type=int, default=32, help="examples per step")
-    loop.add_argument("--learning-rate", type=float, default=None,
+    loop.add_argument("--mini-batch", type=positive_int, default=32, help="examples per step")
+    loop.add_argument("--learning-rate", type=positive_float, default=None,
                       help="optimizer learning rate; recipe: 0.001, tutorial 0.0002")
     loop.add_argument("--optimizer", default="Adam",
                       choices=["Adadelta", "Adagrad", "Adam", "Adamax", "Ftrl", "Nadam", "RMSprop", "SGD"],
@@ -92,28 +97,31 @@ def register(subparsers) -> None:
     loop.add_argument("--negatives", action=argparse.BooleanOptionalAction, default=None,
                       help="exclusive loss: learn from <prefix><label> ranges (SongExplorer's notsong CSVs) as "
                       "sounds that are not that label; recipe: on, tutorial off (SongExplorer ignores them)")
-    loop.add_argument("--parallelize", type=int, default=None,
+    loop.add_argument("--parallelize", type=positive_int, default=None,
                       help="output taps per training example; recipe: 8, tutorial 2")
     loop.add_argument("--batch-seed", type=_seed, default=1,
                       help="seed of which annotations are drawn and augmentation; -1 = random")
     loop.add_argument("--weights-seed", type=_seed, default=1, help="seed of the initial weights; -1 = random")
-    loop.add_argument("--nreplicates", type=int, default=1, help="models trained with these settings")
+    loop.add_argument("--nreplicates", type=positive_int, default=1, help="models trained with these settings")
+    loop.add_argument("--allow-changed-hyperparameters", action="store_true",
+                      help="resume a training in --out even though its learning rate, mini-batch, seeds, "
+                      "equalizing or augmentation differ from those it started with (refused otherwise)")
     add_compute_options(loop)
 
     arch = parser.add_argument_group("architecture (SongExplorer's convolutional / res-net network)")
     arch.add_argument("--architecture", default=_SPEC.architecture, help="registered architecture")
-    arch.add_argument("--context", type=float, default=_SPEC.context_ms, metavar="MS",
+    arch.add_argument("--context", type=positive_float, default=_SPEC.context_ms, metavar="MS",
                       help="audio seen per decision, ms")
     arch.add_argument("--shiftby", type=float, default=_SPEC.shiftby_ms, metavar="MS",
                       help="labelled point this far after the window's centre, ms")
     arch.add_argument("--representation", choices=REPRESENTATIONS, default=_SPEC.representation,
                       help="input representation")
-    arch.add_argument("--window", type=float, default=_SPEC.window_ms, metavar="MS",
+    arch.add_argument("--window", type=positive_float, default=_SPEC.window_ms, metavar="MS",
                       help="STFT window, ms (a power of two in tics)")
-    arch.add_argument("--stride", type=float, default=_SPEC.stride_ms, metavar="MS", help="STFT hop, ms")
+    arch.add_argument("--stride", type=positive_float, default=_SPEC.stride_ms, metavar="MS", help="STFT hop, ms")
     arch.add_argument("--mel-dct", default="7,7", metavar="MEL,DCT", help="mel filters, DCT coefficients kept")
     arch.add_argument("--range", default="", metavar="LO-HI", help="spectrogram band kept, Hz (blank = all)")
-    arch.add_argument("--nconvlayers", type=int, default=_SPEC.nconvlayers, help="maximum conv layers")
+    arch.add_argument("--nconvlayers", type=nonnegative_int, default=_SPEC.nconvlayers, help="maximum conv layers")
     arch.add_argument("--kernel-sizes", default="5x5,3", metavar="TxF,T",
                       help="2-D kernel (time x freq), then the pan-frequency kernel's width")
     arch.add_argument("--nfeatures", default="64,64", metavar="N2D,N1D", help="feature maps of the two stages")
@@ -127,7 +135,7 @@ def register(subparsers) -> None:
     arch.add_argument("--pool-size", default="2,2", metavar="T,F", help="pool size (= stride)")
     arch.add_argument("--denselayers", default="", metavar="U1,U2", help="units of extra dense layers")
     arch.add_argument("--connection", choices=CONNECTIONS, default=_SPEC.connection, help="plain or residual")
-    arch.add_argument("--dropout", type=float, default=None, metavar="PCT",
+    arch.add_argument("--dropout", type=percentage, default=None, metavar="PCT",
                       help="dropout percent after the convs and between dense layers; recipe: 20, tutorial 50")
     arch.add_argument("--dropout-kind", choices=DROPOUT_KINDS, default=_SPEC.dropout_kind,
                       help="unit: drop single activations; map: drop whole feature maps")
@@ -212,7 +220,8 @@ def run(args) -> int:
         bar.refresh()
 
     try:
-        result = T.train(args.groundtruth, config, args.out, progress=progress, dataset=dataset)
+        result = T.train(args.groundtruth, config, args.out, progress=progress, dataset=dataset,
+                         allow_changed_hyperparameters=args.allow_changed_hyperparameters)
     finally:
         if bar is not None:
             bar.close()

@@ -49,6 +49,8 @@ import json
 import math
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -608,7 +610,7 @@ def read_activations(path: str | os.PathLike) -> Activations:
             logits = np.asarray(npz["logits"], dtype=np.float32)
     except ActivationsError:
         raise
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as error:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ActivationsError(f"{path}: not an activations file written by `songexplorer activations` "
                                f"({type(error).__name__}: {error}); compute the activations again") from error
     sounds = sound_table(sounds, source=str(path))

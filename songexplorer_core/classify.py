@@ -34,6 +34,7 @@ probability files are that layout written down.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -42,10 +43,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import zipfile
+import zlib
+
 import numpy as np
 import soundfile
 
-from songexplorer_core.atomic import atomic_path
+from songexplorer_core.atomic import atomic_path, atomic_write, output_lock, remove_stale_temporaries
 from songexplorer_core.audio import INT16_SCALE, RecordingError, recording_info
 
 EXCLUSIVE = "exclusive"
@@ -65,6 +69,7 @@ DEFAULT_SPAN_TICS = 2**16
 DEFAULT_BATCH_SIZE = 2
 
 PROBABILITIES_FORMAT = "songexplorer-dagster probabilities 1"
+MANIFEST_FORMAT = "songexplorer-dagster classify outputs 1"
 
 
 class ClassifyError(ValueError):
@@ -131,7 +136,8 @@ class Probabilities:
         try:
             return self.values[:, self.labels.index(label)]
         except ValueError:
-            raise KeyError(f"label {label!r} is not one of {list(self.labels)}") from None
+            of = f" of the probabilities of {self.wav}" if self.wav else ""
+            raise KeyError(f"label {label!r} is not one of the labels {list(self.labels)}{of}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +361,12 @@ class Classifier:
             batch = np.stack([stretch[i * span_taps * stride: i * span_taps * stride + span_input]
                               for i in range(nbatch)])
             out = self._call(batch)
-            if out.shape[1] < span_taps or out.shape[2] != nlabels:
+            if out.shape[2] != nlabels:
+                raise ClassifyError(
+                    f"the model's network gives {out.shape[2]} outputs per tap but its description lists {nlabels} "
+                    f"labels {list(self.labels)}: its model.json (or labels.txt) does not belong to its model.keras; "
+                    f"use another checkpoint or train again")
+            if out.shape[1] < span_taps:
                 raise ClassifyError(
                     f"the model returned {out.shape[1:]} (taps, labels) for an input of {span_input} tics; "
                     f"expected ({span_taps}, {nlabels}) = ((ntics - context_tics)//stride_tics + 1, labels) with "
@@ -593,18 +604,17 @@ def read_probability_wavs(folder: str | os.PathLike, wav_name: str, labels: Sequ
     """
     folder = Path(folder)
     columns, wav_rates, paths = [], set(), []
-    for label in labels:
-        path = folder / probability_wav_name(wav_name, label)
+    for label, path in zip(labels, probability_wav_paths(folder, wav_name, labels)):
         if not path.exists():
-            alternative = folder / f"{Path(wav_name).name}-{label}.wav"
-            if alternative.exists():
-                path = alternative
-            else:
-                raise FileNotFoundError(
-                    f"{path}: no probability WAV for label {label!r} of {wav_name}. "
-                    f"Run `songexplorer classify` on the recording first, or check the labels."
-                )
-        data, wav_rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+            raise FileNotFoundError(
+                f"{path}: no probability WAV for label {label!r} of {wav_name}. "
+                f"Run `songexplorer classify` on the recording first, or check the labels."
+            )
+        try:
+            data, wav_rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise ClassifyError(f"{path}: not a readable probability WAV ({error}); classify the recording "
+                                f"again") from error
         columns.append(data[:, 0].astype(np.float32) / np.float32(WAV_SCALE))
         wav_rates.add(int(wav_rate))
         paths.append(path)
@@ -619,6 +629,17 @@ def read_probability_wavs(folder: str | os.PathLike, wav_name: str, labels: Sequ
     values = np.stack(columns, axis=1) if columns else np.zeros((0, 0), np.float32)
     return Probabilities(values=values, labels=tuple(labels), rate=int(rate), stride_tics=int(round(stride)),
                          loss=loss, wav=Path(wav_name).name)
+
+
+def probability_wav_paths(folder: str | os.PathLike, wav_name: str, labels: Sequence[str]) -> list[Path]:
+    """Where each label's probability WAV is (``<stem>-<label>.wav``, else an existing
+    ``<wav>-<label>.wav``); the paths may not exist."""
+    paths = []
+    for label in labels:
+        path = Path(folder) / probability_wav_name(wav_name, label)
+        alternative = Path(folder) / f"{Path(wav_name).name}-{label}.wav"
+        paths.append(alternative if not path.exists() and alternative.exists() else path)
+    return paths
 
 
 def probabilities_npz_name(wav_name: str) -> str:
@@ -656,7 +677,7 @@ def read_probabilities(path: str | os.PathLike) -> Probabilities:
         with np.load(path, allow_pickle=False) as npz:
             values = np.asarray(npz["probabilities"], dtype=np.float32)
             metadata = json.loads(str(npz["metadata"]))
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ClassifyError(f"{path}: not a probabilities file written by `songexplorer classify` ({error})") from error
     if metadata.get("format") != PROBABILITIES_FORMAT:
         raise ClassifyError(f"{path}: unknown probabilities format {metadata.get('format')!r}")
@@ -681,3 +702,124 @@ def select_labels(probs: Probabilities, labels: Sequence[str]) -> Probabilities:
 def output_rate_is_whole(rate: int, stride_tics: int) -> bool:
     """True if probability WAVs can carry the output rate exactly."""
     return math.isclose(rate / stride_tics, round(rate / stride_tics))
+
+
+# ---------------------------------------------------------------------------------------------
+# a recording's outputs as one set, with the model that made them
+
+
+def classify_manifest_name(wav_name: str) -> str:
+    """``<wav>-classify.json``: which model made a recording's outputs, and those files' digests."""
+    return f"{Path(wav_name).name}-classify.json"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_classify_outputs(probs: Probabilities, out_dir: str | os.PathLike, wav_name: str | None = None, *,
+                           model: Mapping, formats: Sequence[str] = ("wav", "npz"), npz_dtype: str = "float32"
+                           ) -> list[Path]:
+    """Write a recording's outputs as one set: SongExplorer's probability WAVs and/or the
+    ``.npz``, and ``<wav>-classify.json`` (:func:`classify_manifest_name`) naming ``model``
+    (``models.model_identity``: folder, checkpoint, digest) and each file's SHA-256.
+
+    One writer per recording (``atomic.output_lock``; a second gets ``BusyError``); what a
+    killed writer left (temporary files) is removed first. The manifest is rewritten as
+    ``complete: false`` before any file and as ``complete: true`` after the last, so a kill part
+    way leaves a set readers refuse (:func:`check_classify_outputs`) rather than one that mixes
+    two models' files. Each file is itself written atomically.
+
+    Returns:
+        The output files written (not the manifest), WAVs in label order, then the ``.npz``.
+    """
+    wav_name = Path(wav_name or probs.wav or "").name
+    if not wav_name:
+        raise ValueError("write_classify_outputs needs the recording's name (wav_name=...)")
+    unknown = sorted(set(formats) - {"wav", "npz"})
+    if unknown or not formats:
+        raise ValueError(f"formats must list some of ('wav', 'npz'), not {list(formats)}")
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / classify_manifest_name(wav_name)
+    names = [probability_wav_name(wav_name, label) for label in probs.labels] if "wav" in formats else []
+    if "npz" in formats:
+        names.append(probabilities_npz_name(wav_name))
+    record = {"format": MANIFEST_FORMAT, "wav": wav_name, "model": dict(model), "labels": list(probs.labels),
+              "rate": int(probs.rate), "stride_tics": int(probs.stride_tics), "loss": probs.loss, "complete": False,
+              "files": {}}
+    with output_lock(out_dir, what=f"classify ({wav_name})", name=f".{wav_name}.classify.lock"):
+        remove_stale_temporaries(out_dir, [*names, manifest_path.name])
+        _write_manifest(manifest_path, record)
+        written = []
+        if "wav" in formats:
+            written += write_probability_wavs(probs, out_dir, wav_name)
+        if "npz" in formats:
+            written.append(write_probabilities(probs, out_dir / probabilities_npz_name(wav_name), dtype=npz_dtype))
+        record.update(complete=True, files={path.name: file_digest(path) for path in written})
+        _write_manifest(manifest_path, record)
+    return written
+
+
+def _write_manifest(path: Path, record: Mapping) -> None:
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+
+
+def read_classify_manifest(folder: str | os.PathLike, wav_name: str) -> dict | None:
+    """A recording's ``<wav>-classify.json``, or None where classify wrote none (SongExplorer's
+    own folders)."""
+    path = Path(folder) / classify_manifest_name(wav_name)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ClassifyError(f"{path}: unreadable ({error}); classify {wav_name} again") from error
+    if not isinstance(record, dict) or record.get("format") != MANIFEST_FORMAT or not isinstance(
+            record.get("files"), dict):
+        raise ClassifyError(f"{path}: not a manifest written by `songexplorer classify`; classify {wav_name} again")
+    return record
+
+
+def _model_name(record: Mapping) -> str:
+    model = record.get("model") or {}
+    described = model.get("folder") or model.get("model_version") or "an unnamed model"
+    if model.get("model_version") is not None and model.get("folder"):
+        described = f"version {model['model_version']} ({model['folder']})"
+    return f"{described}, checkpoint {model['checkpoint']}" if model.get("checkpoint") not in (None, "") \
+        else str(described)
+
+
+def check_classify_outputs(folder: str | os.PathLike, wav_name: str, paths: Sequence[str | os.PathLike]
+                           ) -> dict | None:
+    """Refuse to read ``paths`` (a recording's probability files) unless they are the set its
+    manifest records: complete, each listed, each unchanged. Folders without a manifest
+    (SongExplorer's) are read as they are. Returns the manifest (or None).
+
+    Raises:
+        ClassifyError: naming the file and the model, when classify was interrupted writing the
+            set, or a file comes from another classification (a stale file of an earlier model,
+            or one rewritten since).
+    """
+    record = read_classify_manifest(folder, wav_name)
+    if record is None:
+        return None
+    manifest = Path(folder) / classify_manifest_name(wav_name)
+    if not record.get("complete"):
+        raise ClassifyError(f"{manifest}: classify was interrupted while writing the outputs of {wav_name} with "
+                            f"{_model_name(record)}; they may mix two models. Classify the recording again")
+    for path in map(Path, paths):
+        digest = record["files"].get(path.name)
+        if digest is None:
+            raise ClassifyError(f"{path}: not among the outputs the last classification of {wav_name} wrote "
+                                f"({_model_name(record)}, {manifest}); it is left from an earlier one. Classify the "
+                                f"recording again with the outputs you need, or delete the file")
+        if file_digest(path) != digest:
+            raise ClassifyError(f"{path}: changed since classify wrote it with {_model_name(record)} ({manifest}); "
+                                f"classify the recording again")
+    return record

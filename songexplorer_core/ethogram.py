@@ -57,7 +57,7 @@ import pandas as pd
 from songexplorer_core.annotations import empty_intervals, intervals_frame, write_intervals_csv
 from songexplorer_core.atomic import atomic_write
 from songexplorer_core.classify import Probabilities, read_probabilities, read_probability_wavs, \
-    probabilities_npz_name
+    probabilities_npz_name, probability_wav_paths, check_classify_outputs, read_classify_manifest
 
 METHODS = ("threshold", "maxprob")
 #: Predicted segments shorter than this fraction of the label's shortest annotated range are
@@ -453,17 +453,70 @@ def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str
                        ) -> Probabilities:
     """The probabilities of ``wav`` from ``folder``: the ``.npz`` written by classify if present,
     otherwise SongExplorer's per-label probability WAVs, which need ``rate`` (the recording's
-    tic rate, Hz) because they only carry the output rate."""
-    npz = Path(folder) / probabilities_npz_name(wav)
+    tic rate, Hz) because they only carry the output rate (classify's ``<wav>-classify.json``
+    records it). Files classify's manifest does not vouch for (an interrupted classification, a
+    file left by an earlier model) are refused (:func:`classify.check_classify_outputs`).
+
+    Raises:
+        FileNotFoundError: the recording was not classified into ``folder``.
+        ClassifyError: the outputs there are incomplete or mix classifications.
+    """
+    folder = Path(folder)
+    npz = folder / probabilities_npz_name(wav)
     if npz.exists():
+        check_classify_outputs(folder, wav, [npz])
         probs = read_probabilities(npz)
         if rate is not None and probs.rate != int(rate):
             raise ValueError(f"{npz}: was computed at {probs.rate} Hz but the audio tic rate given is {rate} Hz")
         return probs
+    wavs = probability_wav_paths(folder, wav, labels)
+    if not any(path.exists() for path in wavs):
+        where = f"{folder}: no such folder" if not folder.is_dir() else f"{folder} holds neither {npz.name} nor " \
+            f"{wavs[0].name if wavs else 'its probability WAVs'}"
+        raise FileNotFoundError(f"{Path(wav).name} has not been classified: {where}. Run `songexplorer classify` on "
+                                f"it (or check the probabilities folder)")
+    manifest = check_classify_outputs(folder, wav, [path for path in wavs if path.exists()])
+    if rate is None and manifest is not None:
+        rate = manifest.get("rate")
     if rate is None:
-        raise ValueError(f"{npz} does not exist, and reading probability WAVs of {wav} from {folder} needs the "
-                         f"recording's tic rate: give --audio-tic-rate")
+        raise ValueError(f"{folder}: the probability WAVs of {Path(wav).name} carry only their own rate and no "
+                         f"{npz.name} records the recording's: give its tic rate (--audio-tic-rate)")
     return read_probability_wavs(folder, wav, labels, rate=rate)
+
+
+def thresholds_model_folder(thresholds_path: str | os.PathLike) -> Path | None:
+    """The trained model a thresholds file belongs to, where its folder shows it: a bundle
+    (``model.keras`` beside it) or a training folder (``ckpt-<N>/`` of ``thresholds*.ckpt-<N>.csv``)."""
+    from songexplorer_core.models import MODEL_FILE  # noqa: PLC0415
+
+    path = Path(thresholds_path)
+    if (path.parent / MODEL_FILE).is_file():
+        return path.parent
+    match = re.search(r"\.ckpt-(\d+)\.csv$", path.name)
+    if match and (path.parent / f"ckpt-{match.group(1)}" / MODEL_FILE).is_file():
+        return path.parent / f"ckpt-{match.group(1)}"
+    return None
+
+
+def check_thresholds_match_model(thresholds_path: str | os.PathLike, folder: str | os.PathLike, wav: str) -> None:
+    """Refuse thresholds of one model on probabilities another made, where both are known
+    (classify's manifest names the model; the thresholds file sits with its model).
+
+    Raises:
+        ThresholdsError: naming both models.
+    """
+    from songexplorer_core.models import model_identity  # noqa: PLC0415
+
+    record = read_classify_manifest(folder, wav)
+    made_by = (record or {}).get("model") or {}
+    model_folder = thresholds_model_folder(thresholds_path)
+    if not made_by.get("sha256") or model_folder is None:
+        return
+    if model_identity(model_folder)["sha256"] != made_by["sha256"]:
+        raise ThresholdsError(f"{thresholds_path}: thresholds of the model in {model_folder}, but the probabilities "
+                              f"of {Path(wav).name} in {folder} were made by another model ({made_by.get('folder')}, "
+                              f"checkpoint {made_by.get('checkpoint')}); classify with the thresholds' model or use "
+                              f"the thresholds of the model that classified")
 
 
 def model_ethogram(probs: Probabilities, thresholds: Mapping[str, float], durations: pd.DataFrame | None, *,
@@ -524,6 +577,12 @@ def run_ethogram(
     tables = read_thresholds_ratios(thresholds_path)
     labels = list(next(iter(tables.values())))
     probs = load_probabilities(probabilities_dir, wav, labels, rate=rate)
+    check_thresholds_match_model(thresholds_path, probabilities_dir, wav)
+    unknown = [label for label in labels if label not in probs.labels]
+    if unknown:
+        raise ThresholdsError(f"{thresholds_path}: has thresholds for label(s) {unknown} that the probabilities of "
+                              f"{Path(wav).name} in {probabilities_dir} do not have (they have {list(probs.labels)}); "
+                              f"use the thresholds of the model that classified it")
     method = choose_method(method, probs)
     durations = read_annotation_durations(thresholds_path.parent)
     minimum_s = min_segment_durations(durations, min_segment_fraction)

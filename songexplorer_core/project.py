@@ -17,6 +17,7 @@ The project is chosen by ``SONGEXPLORER_PROJECT`` (default ``./songexplorer-proj
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -81,10 +82,22 @@ class Project:
         if not self.settings_path.exists():
             return ProjectSettings()
         try:
-            data = tomllib.loads(self.settings_path.read_text())
-        except tomllib.TOMLDecodeError as error:
+            data = tomllib.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ProjectError(f"{self.settings_path}: not valid TOML ({error}).") from error
-        known = {k: int(data[k]) for k in ("audio_tic_rate", "audio_nchannels") if k in data}
+        allowed = [f.name for f in dataclasses.fields(ProjectSettings)]
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ProjectError(f"{self.settings_path}: unknown setting(s) {unknown}; the settings are {allowed}")
+        known = {}
+        for key in ("audio_tic_rate", "audio_nchannels"):
+            if key not in data:
+                continue
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ProjectError(f"{self.settings_path}: {key} must be a whole number >= 1 "
+                                   f"({'Hz' if key == 'audio_tic_rate' else 'channels'}), not {value!r}")
+            known[key] = value
         if "dense_annotators" in data:
             names = data["dense_annotators"]
             if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):

@@ -45,9 +45,10 @@ import logging
 import math
 import os
 import re
-import shutil
 import socket
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -58,7 +59,7 @@ import pandas as pd
 
 from songexplorer_core import dataset as D
 from songexplorer_core import models as M
-from songexplorer_core.atomic import atomic_write
+from songexplorer_core.atomic import atomic_write, output_lock, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,16 @@ HISTORY_COLUMNS = ("step", "train_loss", "train_accuracy", "validation_loss", "v
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.npz"
 CONFIG_FILE = "train.json"
-#: Settings that must match to resume a training in the same folder.
+#: Settings that must match to resume a training in the same folder: the network, its outputs,
+#: the optimizer's state and which annotations validate it.
 _RESUME_KEYS = ("labels_to_use", "kinds_to_use", "model", "parallelize", "optimizer", "loss", "overlapped_prefix",
-                "negatives", "validate_percentage", "validation_offset_percentage", "testing_percentage", "validation_files",
-                "testing_files", "equalize", "mini_batch")
+                "negatives", "validate_percentage", "validation_offset_percentage", "testing_percentage",
+                "validation_files", "testing_files")
+#: Hyperparameters a resumed training may change only when asked to
+#: (``allow_changed_hyperparameters``): the steps before and after would follow different recipes.
+#: The rest (``nsteps``, the validation and checkpoint periods, ``nreplicates``, ``steps_per_call``,
+#: ``evaluation_batch``, ``rate``/``nchannels``, which the data decide) may change freely.
+HYPERPARAMETER_KEYS = ("learning_rate", "mini_batch", "equalize", "batch_seed", "weights_seed", "augmentation")
 
 
 class TrainError(ValueError):
@@ -176,8 +183,17 @@ class TrainConfig:
                 problems.append(f"{name} must be a whole number >= {minimum}, not {value!r}")
         if self.save_period is not None and self.save_period < 1:
             problems.append(f"save_period must be >= 1, not {self.save_period}")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be positive, not {self.learning_rate}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            problems.append(f"learning_rate must be a positive number, not {self.learning_rate}")
+        for name, low in (("validate_percentage", -100.0), ("validation_offset_percentage", 0.0),
+                          ("testing_percentage", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= 100):
+                problems.append(f"{name} must be a percentage, {low:g} to 100, not {value!r}")
+        for name in ("rate", "nchannels"):
+            value = getattr(self, name)
+            if value is not None and (int(value) != value or value < 1):
+                problems.append(f"{name} must be a whole number >= 1, not {value!r}")
         if self.augmentation.reverse and self.model.shiftby_ms != 0:
             problems.append("reverse augmentation with shiftby_ms != 0 would move the labelled point to the other "
                             "side of the window; use shiftby_ms=0 or no reversal")
@@ -417,7 +433,7 @@ def _restore_optimizer(optimizer, variables, path: Path) -> None:
     try:
         with np.load(path) as saved:
             stored = {k: saved[k] for k in saved.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise TrainError(f"{path}: corrupt optimizer state ({error}); delete this checkpoint folder to resume from "
                          f"the one before") from error
     current = optimizer.variables
@@ -584,7 +600,7 @@ def prepare_dataset(ground_truth, config: TrainConfig) -> D.Dataset:
 
 def train(ground_truth, config: TrainConfig, out_dir: str | os.PathLike, *,
           progress: Callable[[TrainProgress], None] | None = None,
-          dataset: D.Dataset | None = None) -> TrainResult:
+          dataset: D.Dataset | None = None, allow_changed_hyperparameters: bool = False) -> TrainResult:
     """Train ``config.nreplicates`` models on ``ground_truth`` into ``out_dir/train_<r>r/``.
 
     Args:
@@ -595,18 +611,23 @@ def train(ground_truth, config: TrainConfig, out_dir: str | os.PathLike, *,
         progress: called after every step with a :class:`TrainProgress`; an exception raised
             there stops training (the last checkpoint stays, and a later call resumes from it).
         dataset: a dataset already made by :func:`prepare_dataset` (skips reading the ground truth).
+        allow_changed_hyperparameters: resume a training whose :data:`HYPERPARAMETER_KEYS`
+            (learning rate, mini-batch, seeds, augmentation...) differ from the ones it started
+            with; otherwise that is refused.
 
     Raises:
         TrainError, DatasetError, RecordingError, ModelError: bad settings or input, each naming
             what to fix.
+        BusyError: another training writes into ``out_dir`` (it is named: pid, host, start).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = dataset if dataset is not None else prepare_dataset(ground_truth, config)
-    replicates = []
-    for replicate in range(1, config.nreplicates + 1):
-        replicates.append(train_model(data, config, out_dir / model_dir_name(replicate), replicate=replicate,
-                                      progress=progress))
+    with output_lock(out_dir, what="train"):
+        data = dataset if dataset is not None else prepare_dataset(ground_truth, config)
+        replicates = []
+        for replicate in range(1, config.nreplicates + 1):
+            replicates.append(train_model(data, config, out_dir / model_dir_name(replicate), replicate=replicate,
+                                          progress=progress,
+                                          allow_changed_hyperparameters=allow_changed_hyperparameters))
     counts = {which: data.counts(which) for which in D.SETS}
     return TrainResult(out_dir=out_dir, replicates=replicates, labels=list(data.labels), counts=counts)
 
@@ -615,43 +636,66 @@ def _seed(seed: int | None, replicate: int) -> int | None:
     return None if seed is None else int(seed) + replicate - 1
 
 
-def _check_resumable(model_dir: Path, config: TrainConfig) -> None:
+def _check_resumable(model_dir: Path, config: TrainConfig, allow_changed_hyperparameters: bool = False
+                     ) -> list[str]:
+    """Refuse to resume ``model_dir`` with other settings; returns the hyperparameters that
+    changed (allowed only with ``allow_changed_hyperparameters``), as ``key: old -> new``."""
     path = model_dir / CONFIG_FILE
     if not path.is_file():
         raise TrainError(f"{model_dir}: has checkpoints but no {CONFIG_FILE}; it was not written by this training. "
                          f"Use another output folder")
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise TrainError(f"{path}: corrupt ({error}); use another output folder") from error
+    if not isinstance(saved, dict):
+        raise TrainError(f"{path}: corrupt (not a settings object); use another output folder")
     current = config.to_dict()
     differ = [k for k in _RESUME_KEYS if saved.get(k) != current.get(k)]
     if differ:
         details = "; ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differ)
         raise TrainError(f"{model_dir}: holds a training with other settings ({details}). Use another output "
                          f"folder to train with these settings, or the same settings to resume it")
+    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in HYPERPARAMETER_KEYS
+               if k in saved and saved.get(k) != current.get(k)]
+    if changed and not allow_changed_hyperparameters:
+        raise TrainError(f"{model_dir}: was trained with other hyperparameters ({'; '.join(changed)}, as recorded "
+                         f"in {path}). Resume with the same ones, use another output folder, or allow the change "
+                         f"(--allow-changed-hyperparameters, allow_changed_hyperparameters=True)")
+    return changed
 
 
 def train_model(dataset: D.Dataset, config: TrainConfig, model_dir: str | os.PathLike, *, replicate: int = 1,
-                progress: Callable[[TrainProgress], None] | None = None) -> ReplicateResult:
+                progress: Callable[[TrainProgress], None] | None = None,
+                allow_changed_hyperparameters: bool = False) -> ReplicateResult:
     """Train one model into ``model_dir`` (the files listed in the module docstring), resuming
-    from its last checkpoint if it has one."""
+    from its last checkpoint if it has one (see :func:`train` for the arguments). The folder has
+    one writer at a time (:func:`~songexplorer_core.atomic.output_lock`)."""
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for stale in model_dir.glob(".ckpt-*.tmp"):  # a checkpoint being written when training was killed
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+    with output_lock(model_dir, what="train"):
+        # what a killed training was writing: a checkpoint folder, history, validation files
+        remove_stale_temporaries(model_dir)
+        return _train_model(dataset, config, model_dir, replicate=replicate, progress=progress,
+                            allow_changed_hyperparameters=allow_changed_hyperparameters)
+
+
+def _train_model(dataset: D.Dataset, config: TrainConfig, model_dir: Path, *, replicate: int,
+                 progress, allow_changed_hyperparameters: bool) -> ReplicateResult:
     labels = list(dataset.labels)
     rate, nchannels = dataset.rate, dataset.nchannels
     existing = checkpoint_steps(model_dir)
     log = _Log(model_dir / "train.log")
     try:
         if existing:
-            _check_resumable(model_dir, config)
+            changed = _check_resumable(model_dir, config, allow_changed_hyperparameters)
             start = existing[-1]
             trained = M.load_trained_model(model_dir / f"ckpt-{start}")
             if trained.labels != labels:
                 raise TrainError(f"{model_dir / f'ckpt-{start}'}: was trained on labels {trained.labels}, not {labels}")
+            if (trained.rate, trained.nchannels) != (rate, nchannels):
+                raise TrainError(f"{model_dir / f'ckpt-{start}'}: was trained on {trained.nchannels}-channel "
+                                 f"recordings at {trained.rate} Hz, these are {nchannels}-channel at {rate} Hz; "
+                                 f"use another output folder")
             keras_model = trained.keras_model
             optimizer = _make_optimizer(config.optimizer, config.learning_rate)
             _restore_optimizer(optimizer, keras_model.trainable_variables, model_dir / f"ckpt-{start}" / OPTIMIZER_FILE)
@@ -662,6 +706,12 @@ def train_model(dataset: D.Dataset, config: TrainConfig, model_dir: str | os.Pat
             elapsed0 = float(state.get("elapsed_s", 0.0))
             history = read_history(model_dir)
             history = history[history["step"] <= start].to_dict("records")
+            missing = sorted(set(range(1, start + 1)) - {int(row["step"]) for row in history})
+            if missing:
+                log(f"WARNING: history.csv lacks steps {missing[0]}..{missing[-1]} ({len(missing)} rows) before "
+                    f"the checkpoint resumed from")
+            if changed:
+                log(f"{_now()}: resuming with changed hyperparameters (allowed): {'; '.join(changed)}")
             for which in ("validation", "testing"):
                 for step in validation_steps(model_dir, which):
                     if step > start:
@@ -827,9 +877,11 @@ def _loop(steps: _Steps, dataset: D.Dataset, config: TrainConfig, model_dir: Pat
             # every validated step is also a checkpoint: accuracy may choose it as the best
             if validate or (step == event and (step == config.nsteps or (
                     config.checkpoint_period > 0 and step % config.checkpoint_period == 0))):
+                # history first: killed between the two, history.csv holds every step up to the
+                # last checkpoint (and a few beyond, which resuming drops), never fewer
+                _write_history(model_dir, history)
                 _save_checkpoint(model_dir, step, trained, steps.optimizer, batch_rng, augment_rng,
                                  time.perf_counter() - started, log)
-                _write_history(model_dir, history)
             if progress is not None:
                 progress(TrainProgress(replicate=replicate, nreplicates=config.nreplicates, step=step,
                                        nsteps=config.nsteps, train_loss=row["train_loss"],

@@ -48,17 +48,21 @@ class TrainingRun:
 
 def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
     """The folder MLflow stores and classification loads: the checkpoint's model files, its
-    thresholds files, labels.txt and annotation-durations.csv (the ethogram's segment minimums)."""
+    thresholds files, labels.txt and annotation-durations.csv (the ethogram's segment minimums).
+    Written whole into a temporary folder and renamed: a killed step leaves no half bundle."""
     from songexplorer_core.dataset import ANNOTATION_DURATIONS_FILE
+    from songexplorer_core.models import write_into_new_folder
 
-    shutil.copytree(model_dir / f"ckpt-{checkpoint}", bundle)
-    for path in model_dir.glob(f"thresholds*.ckpt-{checkpoint}.csv"):
-        shutil.copy2(path, bundle / path.name)
-    for name in ("labels.txt", ANNOTATION_DURATIONS_FILE):
-        if (model_dir / name).exists():
-            shutil.copy2(model_dir / name, bundle / name)
-    (bundle / "checkpoint.txt").write_text(str(checkpoint))
-    return bundle
+    def write(folder: Path) -> None:
+        shutil.copytree(model_dir / f"ckpt-{checkpoint}", folder, dirs_exist_ok=True)
+        for path in model_dir.glob(f"thresholds*.ckpt-{checkpoint}.csv"):
+            shutil.copy2(path, folder / path.name)
+        for name in ("labels.txt", ANNOTATION_DURATIONS_FILE):
+            if (model_dir / name).exists():
+                shutil.copy2(model_dir / name, folder / name)
+        (folder / "checkpoint.txt").write_text(str(checkpoint))
+
+    return write_into_new_folder(bundle, write)
 
 
 def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tuple[float, ...] = (1.0,),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +88,7 @@ def load_validation(npz_path: str | os.PathLike) -> ValidationResults:
             logits = np.asarray(npz["logits"], dtype=np.float32)
             groundtruth = np.asarray(npz["groundtruth"])
             labels = [str(x) for x in npz["labels"]] if "labels" in npz else None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
         if isinstance(error, AccuracyError):
             raise
         raise AccuracyError(f"{path}: cannot be read as a validation results file ({error})") from error

@@ -106,4 +106,5 @@ from songexplorer_core.models.folders import (  # noqa: F401
     load_trained_model,
     write_labels_txt,
     read_labels_txt,
+    model_identity,
 )

@@ -4,8 +4,10 @@ atomically and read back, ``labels.txt``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -178,10 +180,27 @@ def load_trained_model(folder: str | os.PathLike, *, compile: bool = False) -> T
         spec = ModelSpec.from_dict(meta["spec"])
     except (ModelError, TypeError, ValueError) as error:
         raise ModelError(f"{folder / METADATA_FILE}: corrupt model spec ({error})") from error
+    outputs = _output_count(keras_model)
+    if outputs is not None and outputs != len(meta["labels"]):
+        raise ModelError(f"{folder / METADATA_FILE}: lists {len(meta['labels'])} labels {list(meta['labels'])} but "
+                         f"{model_path} outputs {outputs} per tap; the two files come from different models "
+                         f"(use another checkpoint or train again)")
     return TrainedModel(keras_model=keras_model, labels=list(meta["labels"]), rate=int(meta["rate"]),
                         nchannels=int(meta["nchannels"]), spec=spec, loss=meta["loss"],
                         context_tics=int(meta["context_tics"]), shiftby_tics=int(meta["shiftby_tics"]),
                         stride_tics=int(meta["stride_tics"]), extra=dict(meta.get("extra", {})))
+
+
+def _output_count(keras_model) -> int | None:
+    """Outputs per tap of a Keras model (its last axis), None when its shape does not say."""
+    try:
+        shape = keras_model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list):
+        return None
+    last = shape[-1] if shape else None
+    return int(last) if isinstance(last, int) else None
 
 
 def write_labels_txt(labels: Sequence[str], path: str | os.PathLike) -> Path:
@@ -196,3 +215,27 @@ def write_labels_txt(labels: Sequence[str], path: str | os.PathLike) -> Path:
 def read_labels_txt(path: str | os.PathLike) -> list[str]:
     """Labels of a ``labels.txt`` (blank lines ignored)."""
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def model_identity(folder: str | os.PathLike, **extra) -> dict:
+    """What names a trained model in the outputs it makes: its folder (absolute), checkpoint
+    (``checkpoint.txt`` of a bundle, else the ``ckpt-<N>`` in its name) and ``sha256`` of its
+    ``model.json`` and ``model.keras`` bytes (equal digests: the same network, wherever copied).
+    ``extra`` (e.g. ``model_version``) is added as is."""
+    folder = Path(folder).resolve()
+    digest = hashlib.sha256()
+    for name in (METADATA_FILE, MODEL_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"{folder}: not a trained-model folder: {name} is missing")
+        digest.update(name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    checkpoint_file = folder / "checkpoint.txt"
+    if checkpoint_file.is_file():
+        checkpoint = checkpoint_file.read_text(encoding="utf-8").strip()
+    else:
+        match = re.fullmatch(r"ckpt-(\d+)", folder.name)
+        checkpoint = match.group(1) if match else ""
+    return {"folder": str(folder), "checkpoint": checkpoint, "sha256": digest.hexdigest(), **extra}

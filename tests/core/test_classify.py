@@ -1,6 +1,7 @@
 """Classify: probabilities per output sample, their alignment with the audio, independence from
 the span size, prevalences, and the probability files."""
 
+import json
 import warnings
 from dataclasses import dataclass
 
@@ -253,7 +254,9 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
     assert status == 1  # the 5 kHz recording failed and is named; song.wav was still written
     assert "other.wav: sample rate is 5000 Hz" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["song-a.wav", "song-b.wav", "song-c.wav",
-                                                     "song.wav-probabilities.npz"]
+                                                     "song.wav-classify.json", "song.wav-probabilities.npz"]
+    made_by = json.loads((out / "song.wav-classify.json").read_text())
+    assert made_by["complete"] and made_by["model"]["checkpoint"] == "30" and len(made_by["model"]["sha256"]) == 64
     probs = read_probabilities(out / "song.wav-probabilities.npz")
     expected = classify_samples(small_model, soundfile.read(str(wav), dtype="int16")[0], rate=RATE,
                                 prevalences={"a": 2, "b": 1, "c": 1})
@@ -295,6 +298,10 @@ def test_command_line_classify_then_ethogram(small_model, tmp_path, capsys):
         model_ethogram(probs, thresholds, durations, wav="song.wav", event_refractory_fraction=0))
     (thresholds_file.parent / "annotation-durations.csv").unlink()
     (out / "song.wav-probabilities.npz").unlink()  # now from SongExplorer's probability WAVs
+    # classify's manifest records the tic rate the WAVs cannot carry
+    assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
+                 "--no-progress"]) == 0
+    (out / "song.wav-classify.json").unlink()  # as SongExplorer's own folders: the rate must be given
     assert main(["ethogram", "song.wav", "--thresholds", str(thresholds_file), "--probabilities-dir", str(out),
                  "--no-progress"]) == 1
     assert "--audio-tic-rate" in capsys.readouterr().err

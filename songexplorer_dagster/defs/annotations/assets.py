@@ -15,6 +15,7 @@ from songexplorer_core.annotations import (
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.audio import recording_info
 from songexplorer_core.outputs import content_hash
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
 
@@ -35,6 +36,7 @@ def _counts_table(frame: pd.DataFrame, by: str) -> str:
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
 )
+@fails_clearly
 def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """One recording's annotations, every annotator's: each ``<wav>-annotated-<name>.csv``
     beside it (both SongExplorer naming styles), every row validated against the recording (a bad
@@ -79,6 +81,7 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     # eager() alone never fires while any recording partition is still missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
 )
+@fails_clearly
 def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource
                  ) -> dg.MaterializeResult:
     """Every recording's annotations in one table, what training reads:

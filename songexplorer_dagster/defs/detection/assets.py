@@ -8,6 +8,7 @@ from pydantic import Field
 
 from songexplorer_core.atomic import atomic_path
 from songexplorer_core.audio import check_recording
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import INSIDE_CHECK, ORDER_CHECK, PREVIEW_ROWS
 from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
@@ -137,6 +138,7 @@ def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.A
         ),
     ],
 )
+@fails_clearly
 def detections(
     context: dg.AssetExecutionContext, config: DetectionConfig, project: ProjectResource
 ) -> dg.MaterializeResult:

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from songexplorer_core.atomic import atomic_write
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL
 from songexplorer_dagster.defs.model.checks import PROMOTION_CHECK_SPEC, promotion_check_result
 from songexplorer_dagster.defs.model.config import TrainingConfig
@@ -35,6 +36,7 @@ from songexplorer_dagster.metadata import png_markdown, table_markdown
     ).with_label("first model once there is ground truth"),
     check_specs=[PROMOTION_CHECK_SPEC],
 )
+@fails_clearly
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
@@ -141,6 +143,7 @@ def trained_model(
     kinds={"matplotlib", "mlflow"},
     automation_condition=dg.AutomationCondition.eager(),
 )
+@fails_clearly
 def accuracy_report(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
                     ) -> dg.MaterializeResult:
     """The latest training's accuracy: confusion matrices, precision-recall curves and training

@@ -9,6 +9,7 @@ import pandas as pd
 
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.figures import save_png
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL
 from songexplorer_dagster.defs.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
 from songexplorer_dagster.metadata import png_markdown, table_markdown
@@ -24,20 +25,23 @@ from songexplorer_dagster.partitions import recordings_partitions
     op_tags=GPU_OP_TAGS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@fails_clearly
 def probabilities(
     context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource, compute: ComputeResource
 ) -> dg.MaterializeResult:
     """One recording classified by the MLflow ``champion`` model, over the whole recording fully
     convolutionally (``songexplorer_core.classify``): ``outputs/probabilities/<dir>/<wav>-probabilities.npz``
-    and SongExplorer's per-label probability WAVs (``<wav>-<label>.wav``) beside it.
+    and SongExplorer's per-label probability WAVs (``<wav>-<label>.wav``) beside it, with
+    ``<wav>-classify.json`` naming the model (version, folder, digest) and each file's digest,
+    written last (the ethogram refuses a set a kill left half-written).
 
     Automated: a new recording, or a new champion, gets probabilities without anyone asking.
     When the gate refused a new model the champion is unchanged, and the files that version made
     are reused (metadata ``reused``) instead of classifying again. In the ``gpu`` pool.
     """
     compute.configure(context.log)
-    from songexplorer_core.classify import classify_recording, write_probabilities, write_probability_wavs
-    from songexplorer_core.models import load_trained_model
+    from songexplorer_core.classify import classify_recording, write_classify_outputs
+    from songexplorer_core.models import load_trained_model, model_identity
     from songexplorer_core.outputs import recording_stamp
 
     key = context.partition_key
@@ -61,8 +65,11 @@ def probabilities(
     started = time.monotonic()
     probs = classify_recording(model, wav_path)
     seconds = time.monotonic() - started
-    write_probabilities(probs, npz)
-    wavs = write_probability_wavs(probs, paths.probabilities_dir(key), wav_path.name)
+    # the set (WAVs, npz, <wav>-classify.json naming the model) is written as one: a kill leaves
+    # a set the ethogram refuses, never one mixing two models
+    written = write_classify_outputs(probs, paths.probabilities_dir(key), wav_path.name,
+                                     model=model_identity(bundle, model_version=version))
+    wavs = [path for path in written if path.suffix == ".wav"]
     with atomic_write(made_by) as handle:
         json.dump({"model_version": version, "bundle": str(bundle), "recording": stamp}, handle)
     duration_s = (probs.ntics or 0) / probs.rate
@@ -91,6 +98,7 @@ def probabilities(
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
 )
+@fails_clearly
 def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethogram: EthogramResource
               ) -> dg.MaterializeResult:
     """One recording's probabilities as predicted intervals, by the ``ethogram`` resource's method

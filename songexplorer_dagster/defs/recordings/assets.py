@@ -7,6 +7,7 @@ import dagster as dg
 from songexplorer_core.atomic import atomic_write
 from songexplorer_core.audio import check_recording
 from songexplorer_core.project import recording_relpath
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.partitions import recordings_partitions
 from songexplorer_dagster.defs.resources import ProjectResource
 
@@ -16,6 +17,7 @@ from songexplorer_dagster.defs.resources import ProjectResource
     group_name="recordings",
     kinds={"wav", "soundfile", "json"},
 )
+@fails_clearly
 def recordings(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """One WAV of ``groundtruth/``, checked: a complete, readable file at the project's
     ``audio_tic_rate`` (Hz) with ``audio_nchannels`` channels (``songexplorer_core.audio.check_recording``).

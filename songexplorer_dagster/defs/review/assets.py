@@ -15,6 +15,7 @@ from songexplorer_core.outputs import (
     SOUND_SOURCES, annotated_sounds, clip_to_recording, gather_sounds, predicted_intervals,
 )
 from songexplorer_core.project import recording_relpath
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL, PREVIEW_ROWS
 from songexplorer_dagster.defs.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.defs.review.config import (
@@ -41,6 +42,7 @@ def _markdown_counts(frame: pd.DataFrame, rows: str, columns: str = "label") -> 
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
 )
+@fails_clearly
 def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: ProjectResource) -> dg.MaterializeResult:
     """Detected stretches of one recording that no prediction covers (``songexplorer_core.misses``):
     SongExplorer's ``<wav>-missed.csv`` under ``outputs/missed/<dir>/`` and
@@ -91,6 +93,7 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
 )
+@fails_clearly
 def mistakes(context: dg.AssetExecutionContext, config: MistakesConfig, project: ProjectResource,
              mlflow: MlflowResource, compute: ComputeResource) -> dg.MaterializeResult:
     """The champion's decision at every annotated sound, judged at the sound itself
@@ -150,6 +153,7 @@ def mistakes(context: dg.AssetExecutionContext, config: MistakesConfig, project:
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
 )
+@fails_clearly
 def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, project: ProjectResource,
                 mlflow: MlflowResource, compute: ComputeResource) -> dg.MaterializeResult:
     """The champion's input, hidden layers and output at the sounds of the chosen kinds
@@ -221,6 +225,7 @@ def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, pr
     group_name="review",
     kinds={"umap", "scikitlearn", "parquet"},
 )
+@fails_clearly
 def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: ProjectResource) -> dg.MaterializeResult:
     """The activations embedded in 2-D or 3-D (UMAP, t-SNE or PCA; ``songexplorer_core.cluster``):
     ``outputs/cluster/cluster.parquet``, one row per sound of one layer, the file the annotator's
@@ -274,6 +279,7 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
     # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
 )
+@fails_clearly
 def summaries(context: dg.AssetExecutionContext, config: SummariesConfig,
                    project: ProjectResource) -> dg.MaterializeResult:
     """Events per minute, coverage, bouts and inter-pulse intervals (seconds) per recording and

@@ -4,6 +4,7 @@ import math
 
 import dagster as dg
 
+from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, MlflowResource, ProjectResource
 from songexplorer_dagster.metadata import png_markdown, table_markdown
 
@@ -21,6 +22,7 @@ NO_DENSE_SET = ("No dense annotations configured: name the annotators whose `<wa
     # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
 )
+@fails_clearly
 def congruence_report(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource,
                       dense_set: DenseSetResource) -> dg.MaterializeResult:
     """The champion's ethograms of the densely annotated recordings (the ``dense_set`` resource)
