@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, positive_float, positive_int, progress_bar
+from songexplorer_cli.options import add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar
 from songexplorer_core.activations import (
     DEFAULT_EQUALIZE_RATIO,
     DEFAULT_MAX_SOUNDS,
@@ -47,10 +47,10 @@ def register(subparsers) -> None:
     parser.add_argument("--labels", default="", metavar="A,B",
                         help="labels to use, as written (SongExplorer's labels_touse; default: every label of "
                         "those kinds)")
-    parser.add_argument("--equalize-ratio", type=positive_float, default=DEFAULT_EQUALIZE_RATIO, metavar="R",
+    parser.add_argument("--equalize-ratio", type=nonnegative_float, default=DEFAULT_EQUALIZE_RATIO, metavar="R",
                         help="no (label, kind) group keeps more than R times the smallest group's sounds; "
                         "0 = keep all (SongExplorer's equalize ratio; default %(default)s)")
-    parser.add_argument("--max-sounds", type=positive_int, default=DEFAULT_MAX_SOUNDS, metavar="N",
+    parser.add_argument("--max-sounds", type=nonnegative_int, default=DEFAULT_MAX_SOUNDS, metavar="N",
                         help="then draw at most N sounds at random; 0 = no limit (default %(default)s)")
     parser.add_argument("--layers", default=None, metavar="L1,L2",
                         help="layers to store besides the output (always stored): indices, ranges like 1-3, "

@@ -7,7 +7,7 @@ project, write to ``outputs/cluster/cluster.parquet``: the annotator's cluster v
 
 from __future__ import annotations
 
-from songexplorer_cli.options import fraction, nonnegative_float, positive_float, positive_int, progress_bar
+from songexplorer_cli.options import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar
 from songexplorer_core.cluster import METHODS, ClusterParams
 
 _DEFAULTS = ClusterParams()
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--pca-fraction", type=fraction, default=_DEFAULTS.pca_fraction, metavar="F",
                         help="UMAP/t-SNE: keep the fewest principal components explaining this fraction of the "
                         "variance, 1 = all up to --pca-components (SongExplorer's pca-fraction; default %(default)s)")
-    parser.add_argument("--pca-components", type=positive_int, default=_DEFAULTS.pca_components, metavar="N",
+    parser.add_argument("--pca-components", type=nonnegative_int, default=_DEFAULTS.pca_components, metavar="N",
                         help="UMAP/t-SNE: at most N principal components; 0 = no cap (default %(default)s)")
     parser.add_argument("--no-standardize", action="store_true",
                         help="do not scale every feature to zero mean and unit variance first")
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
                         help="UMAP: minimum distance between embedded points (default %(default)s)")
     parser.add_argument("--metric", default=_DEFAULTS.metric,
                         help="UMAP: distance between sounds, e.g. euclidean, cosine, correlation (default %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=_DEFAULTS.n_epochs, metavar="N",
+    parser.add_argument("--epochs", type=nonnegative_int, default=_DEFAULTS.n_epochs, metavar="N",
                         help="UMAP: optimisation epochs; 0 = umap-learn's default (default %(default)s)")
     parser.add_argument("--init", default=_DEFAULTS.init, choices=("spectral", "pca", "random"),
                         help="UMAP: initial layout (default %(default)s)")

@@ -13,7 +13,7 @@ recording's ``<wav>-ethogram.log`` if there is one, else in ``--topath``).
 
 from __future__ import annotations
 
-from songexplorer_cli.options import nonnegative_float, positive_float, positive_int
+from songexplorer_cli.options import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 import re
 import sys
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
                         "(SongExplorer's GUI said ms but meant seconds; default %(default)s)")
     parser.add_argument("--measure", choices=("tic", "label", "both"), default="both",
                         help="count tics, events ('label'), or both (default %(default)s)")
-    parser.add_argument("--nprobabilities", type=positive_int, default=20, metavar="N",
+    parser.add_argument("--nprobabilities", type=nonnegative_int, default=20, metavar="N",
                         help="thresholds in the sweep, evenly inside (0, 1); 0 = no sweep (default %(default)s)")
     parser.add_argument("--error-ratio", type=positive_float, default=1.0, metavar="P/R",
                         help="precision/recall ratio the dense thresholds aim at (default %(default)s)")
