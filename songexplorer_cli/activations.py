@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar
+from songexplorer_cli.options import (
+    add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar,
+)
 from songexplorer_core.activations import (
     DEFAULT_EQUALIZE_RATIO,
     DEFAULT_MAX_SOUNDS,

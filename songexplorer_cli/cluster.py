@@ -7,7 +7,9 @@ project, write to ``outputs/cluster/cluster.parquet``: the annotator's cluster v
 
 from __future__ import annotations
 
-from songexplorer_cli.options import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar
+from songexplorer_cli.options import (
+    fraction, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar,
+)
 from songexplorer_core.cluster import METHODS, ClusterParams
 
 _DEFAULTS = ClusterParams()
