@@ -6,6 +6,7 @@ One module-scoped project is trained once (60 steps) and classified; the tests r
 gate test trains two more (tiny) models and so changes the champion: it runs last.
 """
 
+import contextlib
 import json
 import math
 
@@ -108,6 +109,14 @@ def tic_mask(frame, ntics):
 # -- the gate, skipped ----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def fails_with(error_type, match):
+    """The step fails with ``dagster.Failure`` carrying core's message (``fails_clearly``), caused by ``error_type``."""
+    with pytest.raises(dg.Failure, match=match) as caught:
+        yield
+    assert isinstance(caught.value.__cause__, error_type)
+
+
 def test_without_dense_annotations_the_gate_passes_and_says_it_was_skipped(demo):
     (check,) = demo["training"].get_asset_check_evaluations()
     assert check.check_name == PROMOTION_CHECK and check.passed
@@ -198,7 +207,7 @@ def test_a_dense_file_for_a_recording_without_an_ethogram_is_named(demo, instanc
     shutil.copy(project.groundtruth / "demo-1.wav", extra_wav)
     write_intervals_csv(demo_truth(0).assign(wav="late.wav"), extra_csv)
     try:
-        with pytest.raises(DenseSetError, match=r"no ethogram: .*late\.wav-annotated-person2\.csv \(recording late"):
+        with fails_with(DenseSetError, match=r"no ethogram: .*late\.wav-annotated-person2\.csv \(recording late"):
             dg.materialize([congruence_report], instance=instance, resources=demo["dense"])
     finally:
         extra_csv.unlink()
@@ -214,7 +223,7 @@ def test_annotators_whose_spans_do_not_overlap_are_refused_under_intersection(de
     resources = {**demo["resources"], "dense_set": DenseSetResource(dense_annotators=["person2", "person3"],
                                                                     portion="intersection")}
     try:
-        with pytest.raises(CongruenceError, match="spans do not overlap"):
+        with fails_with(CongruenceError, match="spans do not overlap"):
             dg.materialize([congruence_report], instance=instance, resources=resources)
     finally:
         person3.unlink()
@@ -222,7 +231,7 @@ def test_annotators_whose_spans_do_not_overlap_are_refused_under_intersection(de
 
 def test_no_dense_annotator_with_files_is_a_clear_message(demo, instance):
     resources = {**demo["resources"], "dense_set": DenseSetResource(dense_annotators=["nobody"])}
-    with pytest.raises(DenseSetError, match=r"no annotation file by \['nobody'\].*annotators found: \['person2', 'seed'\]"):
+    with fails_with(DenseSetError, match=r"no annotation file by \['nobody'\].*annotators found: \['person2', 'seed'\]"):
         dg.materialize([congruence_report], instance=instance, resources=resources)
 
 
@@ -284,14 +293,14 @@ def test_examine_errors_judges_every_annotation_then_clusters_detected_and_mista
 
 def test_a_layer_the_model_does_not_have_is_named_with_the_valid_ones(demo, instance):
     config = {"ops": {"activations": {"config": {"kinds": ["annotated"], "layers": "99"}}}}
-    with pytest.raises(ActivationsError, match=r"layer index 99 is not a layer of this model: valid indices are 0-\d+: "
+    with fails_with(ActivationsError, match=r"layer index 99 is not a layer of this model: valid indices are 0-\d+: "
                                                r"0 input, 1 "):
         dg.materialize([activations], instance=instance, resources=demo["resources"], run_config=config)
 
 
 def test_zero_sounds_of_the_chosen_kinds_is_a_clear_message(demo, instance):
     config = {"ops": {"activations": {"config": {"kinds": ["missed"], "labels": ["mel-sine"]}}}}
-    with pytest.raises(ActivationsError, match=r"no sounds of kind\(s\) \['missed'\] with label\(s\) \['mel-sine'\].*"
+    with fails_with(ActivationsError, match=r"no sounds of kind\(s\) \['missed'\] with label\(s\) \['mel-sine'\].*"
                                                r"labels of the chosen kinds: \['other'\]"):
         dg.materialize([activations], instance=instance, resources=demo["resources"], run_config=config)
 
