@@ -484,20 +484,6 @@ def load_probabilities(folder: str | os.PathLike, wav: str, labels: Sequence[str
     return read_probability_wavs(folder, wav, labels, rate=rate)
 
 
-def thresholds_model_folder(thresholds_path: str | os.PathLike) -> Path | None:
-    """The trained model a thresholds file belongs to, where its folder shows it: a bundle
-    (``model.keras`` beside it) or a training folder (``ckpt-<N>/`` of ``thresholds*.ckpt-<N>.csv``)."""
-    from songexplorer_core.models import MODEL_FILE  # noqa: PLC0415
-
-    path = Path(thresholds_path)
-    if (path.parent / MODEL_FILE).is_file():
-        return path.parent
-    match = re.search(r"\.ckpt-(\d+)\.csv$", path.name)
-    if match and (path.parent / f"ckpt-{match.group(1)}" / MODEL_FILE).is_file():
-        return path.parent / f"ckpt-{match.group(1)}"
-    return None
-
-
 def check_thresholds_match_model(thresholds_path: str | os.PathLike, folder: str | os.PathLike, wav: str) -> None:
     """Refuse thresholds of one model on probabilities another made, where both are known
     (classify's manifest names the model; the thresholds file sits with its model).
@@ -505,7 +491,7 @@ def check_thresholds_match_model(thresholds_path: str | os.PathLike, folder: str
     Raises:
         ThresholdsError: naming both models.
     """
-    from songexplorer_core.models import model_identity  # noqa: PLC0415
+    from songexplorer_core.models import model_identity, thresholds_model_folder  # noqa: PLC0415
 
     record = read_classify_manifest(folder, wav)
     made_by = (record or {}).get("model") or {}

@@ -107,4 +107,5 @@ from songexplorer_core.models.folders import (  # noqa: F401
     write_labels_txt,
     read_labels_txt,
     model_identity,
+    thresholds_model_folder,
 )

@@ -239,3 +239,15 @@ def model_identity(folder: str | os.PathLike, **extra) -> dict:
         match = re.fullmatch(r"ckpt-(\d+)", folder.name)
         checkpoint = match.group(1) if match else ""
     return {"folder": str(folder), "checkpoint": checkpoint, "sha256": digest.hexdigest(), **extra}
+
+
+def thresholds_model_folder(thresholds_path: str | os.PathLike) -> Path | None:
+    """The trained model a thresholds file belongs to, where its folder shows it: a bundle
+    (``model.keras`` beside it) or a training folder (``ckpt-<N>/`` of ``thresholds*.ckpt-<N>.csv``)."""
+    path = Path(thresholds_path)
+    if (path.parent / MODEL_FILE).is_file():
+        return path.parent
+    match = re.search(r"\.ckpt-(\d+)\.csv$", path.name)
+    if match and (path.parent / f"ckpt-{match.group(1)}" / MODEL_FILE).is_file():
+        return path.parent / f"ckpt-{match.group(1)}"
+    return None
