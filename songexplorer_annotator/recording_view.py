@@ -168,8 +168,8 @@ class RecordingView:
             width_s = width_s if width_s is not None else self._initial_window[1]
             self._initial_window = None
         view = Viewport.initial(recording.ntics, int(round(self.context_s * recording.rate)))
-        if width_s:  # any width: Viewport keeps it between 20 tics and the whole recording
-            view = view.around(view.centre, width_s * recording.rate)
+        if width_s:  # from the start; any width: Viewport keeps it between 20 tics and the whole recording
+            view = view.around(width_s * recording.rate / 2, width_s * recording.rate)
         if start_s is not None:
             view = view.centred_on(start_s * recording.rate + view.width / 2)
         self.view = view
