@@ -25,7 +25,6 @@ The address with its token is printed at start and written (mode 0600) to
 from __future__ import annotations
 
 import hmac
-import html
 import os
 import re
 import secrets
@@ -145,7 +144,6 @@ class TokenRequiredHandler(RequestHandler):
             "<p>Open the address <code>songexplorer annotate</code> (or <code>scripts/start.sh</code>) printed "
             "when it started, <code>http://…/annotate?token=…</code>; it is also in the project's "
             "<code>run/annotator-url</code> file. After that, links without the token work in this browser.</p>"
-            f"<p>Asked for: <code>{html.escape(self.get_query_argument('next', '') or '')}</code></p>"
         )
 
 

@@ -115,8 +115,7 @@ def test_no_project_file_is_handed_out_over_http(served, path, with_token):
 
 def test_a_dns_rebinding_page_is_refused_although_its_origin_equals_its_host(served):
     """A page of evil.example whose DNS name now points at 127.0.0.1 sends Host and Origin
-    evil.example: refused, even with the token (a rebinding page could have learnt it from the
-    user's history no more than any page, but the Host alone must be enough)."""
+    evil.example: refused on every route, even with the token (the Host check stands alone)."""
     rebound = f"evil.example:{served.port}"
     status, _, body = request(served, f"/annotate?token={served.token}", host=rebound)
     assert status == 403 and b"bokeh" not in body.lower()
