@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import panel as pn
+from bokeh.server.views.ws import WSHandler
 from bokeh.util.token import generate_secret_key
+from tornado.web import Application
 from panel.io.server import get_server
 
 from songexplorer_annotator.access import (
@@ -59,6 +61,24 @@ def _log_to_stderr() -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+
+
+class _NoTracebackOverTheWebsocket:
+    """Bokeh answers a websocket message it cannot handle with an ``ERROR`` message that carries
+    the traceback (``bokeh.protocol.messages.error``); the traceback goes to the log instead."""
+
+    async def send_message(self, message):
+        if message.msgtype == "ERROR" and message.content.get("traceback"):
+            log.error("a message from the page failed: %s\n%s", message.content.get("text"), message.content["traceback"])
+            message.content = {**message.content, "traceback": None}
+        return await super().send_message(message)
+
+
+def _quiet_websockets(application: Application) -> None:
+    """Give the app's websocket route a handler that sends no traceback to the page."""
+    for rule in application.wildcard_router.rules:
+        if isinstance(rule.target, type) and issubclass(rule.target, WSHandler):
+            rule.target = type(rule.target.__name__, (_NoTracebackOverTheWebsocket, rule.target), {})
 
 
 def make_page(project_root: str | Path, **options):
@@ -125,6 +145,7 @@ def serve(
         exclude_cookies=[cookie_name(port)],  # the token never travels into the page's session data
     )
     guard(server._tornado, hosts, APP_PATH)
+    _quiet_websockets(server._tornado)
     url = app_url(address, port, APP_PATH, token)
     url_file = project.annotator_url_path
     write_url_file(url_file, url)

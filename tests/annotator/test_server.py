@@ -282,3 +282,33 @@ def test_it_listens_on_the_loopback_interface_only(served):
 def test_annotate_refuses_a_folder_that_is_not_a_project(tmp_path, capsys):
     assert main(["annotate", "--project", str(tmp_path / "nothing"), "--port", "0"]) == 2
     assert "has no groundtruth/ folder" in capsys.readouterr().err
+
+
+def test_a_message_the_server_cannot_handle_gets_no_traceback_back(served):
+    """Bokeh answers a websocket message it cannot handle with an ERROR message; its traceback
+    goes to the server's log, not to the page."""
+    import json
+
+    websocket = pytest.importorskip("websocket")
+    _, _, body = request(served, f"/annotate?token={served.token}")
+    connection = websocket.create_connection(
+        f"ws://127.0.0.1:{served.port}/annotate/ws", origin=f"http://127.0.0.1:{served.port}",
+        header=[f"Cookie: {served.cookie}"], subprotocols=["bokeh", session_token(body)], timeout=20)
+    try:
+        def receive():
+            header = json.loads(connection.recv())
+            metadata, content = json.loads(connection.recv()), json.loads(connection.recv())
+            return header, metadata, content
+
+        assert receive()[0]["msgtype"] == "ACK"
+        for frame in ({"msgid": "probe-1", "msgtype": "PATCH-DOC"}, {},
+                      {"events": [{"kind": "ModelChanged", "model": {"id": "no-such-model"}, "attr": "x", "new": 1}]}):
+            connection.send(json.dumps(frame))
+        header, _, content = receive()
+        while header["msgtype"] != "ERROR":  # patches the session may send meanwhile
+            header, _, content = receive()
+    finally:
+        connection.close()
+    assert header["reqid"] == "probe-1" and content["text"] and content["traceback"] is None
+    log = (served.project.root / "annotate.log").read_text()
+    assert "a message from the page failed" in log and "Traceback" in log
