@@ -2,7 +2,8 @@
 # README command 1: set up, create the demo project, and start the platform on 127.0.0.1:
 #   Dagster UI + daemon  http://127.0.0.1:3000  (sensors and automation process every recording)
 #   MLflow UI            http://127.0.0.1:5000  (every trained model is a run)
-#   Annotator            http://127.0.0.1:5006/annotate
+#   Annotator            http://127.0.0.1:5006/annotate?token=...  (the token is made at each start;
+#                        the full address is printed below and kept in $SONGEXPLORER_PROJECT/run/annotator-url)
 # Project folder: $SONGEXPLORER_PROJECT (default ./songexplorer-project). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 ANNOTATOR_PORT="${ANNOTATOR_PORT:-5006}"
 export SONGEXPLORER_MLFLOW_UI="http://127.0.0.1:$MLFLOW_PORT"
+export SONGEXPLORER_DAGSTER_UI="http://127.0.0.1:$DAGSTER_PORT"  # the annotator's links to Dagster jobs
 mkdir -p "$SONGEXPLORER_PROJECT/mlflow/artifacts"
 
 pids=()
@@ -35,14 +37,19 @@ setsid .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
     --backend-store-uri "sqlite:///$SONGEXPLORER_PROJECT/mlflow/mlflow.db" \
     --default-artifact-root "$SONGEXPLORER_PROJECT/mlflow/artifacts" &
 pids+=($!)
+ANNOTATOR_URL_FILE="$SONGEXPLORER_PROJECT/run/annotator-url"  # written (mode 0600) once the annotator listens
+rm -f "$ANNOTATOR_URL_FILE"
 setsid .venv/bin/songexplorer annotate --project "$SONGEXPLORER_PROJECT" --address 127.0.0.1 --port "$ANNOTATOR_PORT" &
 pids+=($!)
+for _ in $(seq 120); do [ -s "$ANNOTATOR_URL_FILE" ] && break; sleep 0.5; done
+ANNOTATOR_URL="$(cat "$ANNOTATOR_URL_FILE" 2>/dev/null || echo "http://127.0.0.1:$ANNOTATOR_PORT/annotate?token=... (not started yet: see $ANNOTATOR_URL_FILE)")"
 
 echo
 echo "songexplorer-dagster is starting; project: $SONGEXPLORER_PROJECT"
 echo "  Dagster UI:  http://127.0.0.1:$DAGSTER_PORT   (recordings appear as partitions within ~30 s)"
 echo "  MLflow UI:   http://127.0.0.1:$MLFLOW_PORT"
-echo "  Annotator:   http://127.0.0.1:$ANNOTATOR_PORT/annotate"
+echo "  Annotator:   $ANNOTATOR_URL"
+echo "               (open this address once; later links from Dagster work in that browser)"
 echo "  Add a recording: copy a WAV into $SONGEXPLORER_PROJECT/groundtruth/"
 echo "  Press Ctrl-C to stop."
 wait -n "${pids[@]}"

@@ -24,7 +24,7 @@ from songexplorer_annotator.keys import KeyListener
 from songexplorer_annotator.labels import LabelSlots, common_labels
 from songexplorer_annotator.playback import Playback
 from songexplorer_annotator.recording_view import RecordingView
-from songexplorer_annotator.ui import Shared, locked
+from songexplorer_annotator.ui import Shared, locked, register_page
 from songexplorer_core.annotation_session import AnnotationSession, SessionError
 from songexplorer_core.annotations import AnnotationError, annotated_csv_name
 from songexplorer_core.project import Project
@@ -222,6 +222,7 @@ class AnnotatorApp:
     def servable(self):
         """The layout, with autosave and save-on-close registered for a served session."""
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            register_page(self.shared)
             if self.autosave_s > 0:
                 pn.state.add_periodic_callback(self.autosave, period=int(self.autosave_s * 1000))
             pn.state.curdoc.on_session_destroyed(lambda _context: self._save_on_close())

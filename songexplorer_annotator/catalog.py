@@ -16,6 +16,10 @@ only ever read, from paths the app builds itself from a whitelisted key:
 
 ``<folder>`` is any folder directly under ``outputs/``; ``<dir>`` is the recording's folder under
 ``groundtruth/`` and ``<wav>`` its basename.
+
+What each recording has to review (:meth:`Catalog.review`) is read from the project's own paths
+(:class:`~songexplorer_core.project.Project`): ``detections_path``, ``probabilities_npz`` /
+``ethogram_path``, ``misses_path`` and ``mistakes_path``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from songexplorer_core.annotations import COLUMNS, concat_intervals, parse_csv_name, validate_intervals
 from songexplorer_core.audio import RecordingInfo, recording_info
 from songexplorer_core.classify import Probabilities, read_probabilities, probabilities_npz_name
-from songexplorer_core.project import Project, find_recordings, recording_relpath
+from songexplorer_core.project import Project, ProjectError, find_recordings, recording_key, recording_relpath
 
 #: Kinds read from outputs (annotations come from ``groundtruth/`` through the session).
 OUTPUT_KINDS = ("detected", "predicted", "missed")
@@ -59,6 +64,33 @@ class Recording:
     @property
     def ntics(self) -> int:
         return self.info.frames
+
+
+@dataclass(frozen=True)
+class Review:
+    """What one recording has to review, from the project's outputs."""
+
+    detections: int = 0  #: detected sounds (``outputs/detections/K.parquet``)
+    predictions: bool = False  #: a model classified it (its probabilities or ethogram exist)
+    misses: int = 0  #: detected stretches no prediction covers (``outputs/misses/K.parquet``)
+    mistakes: int = 0  #: annotated sounds the model gets wrong (``outputs/mistakes/mistakes.parquet``)
+
+    @property
+    def rank(self) -> int:
+        """How much there is to review: 4 mistakes, 3 misses, 2 predictions, 1 detections, 0 nothing."""
+        return 4 if self.mistakes else 3 if self.misses else 2 if self.predictions else 1 if self.detections else 0
+
+    def describe(self) -> str:
+        """``"3 mistakes, 12 misses, predictions, 240 detections"`` (what there is), or ``""``."""
+        parts = [f"{self.mistakes} mistake{'s' * (self.mistakes != 1)}" if self.mistakes else "",
+                 f"{self.misses} miss{'es' * (self.misses != 1)}" if self.misses else "",
+                 "predictions" if self.predictions else "",
+                 f"{self.detections} detection{'s' * (self.detections != 1)}" if self.detections else ""]
+        return ", ".join(p for p in parts if p)
+
+
+#: What :meth:`Review.rank` means, for messages.
+REVIEW_WHAT = {4: "mistaken sound", 3: "miss", 2: "predicted sound", 1: "detected sound"}
 
 
 class Catalog:
@@ -94,6 +126,12 @@ class Catalog:
         column of CSVs and cluster tables has it); ``None`` if there is no such recording."""
         if name in self._paths:
             return name
+        if "/" in name:  # a path relative to groundtruth/ (as a link may carry it)
+            try:
+                key = recording_key(name)
+            except ProjectError:
+                return None
+            return key if key in self._paths else None
         matches = [key for key, path in self._paths.items() if path.name == name]
         return matches[0] if len(matches) == 1 else None
 
@@ -167,6 +205,69 @@ class Catalog:
                 if path.is_file():
                     return read_probabilities(path)
         return None
+
+
+    # ------------------------------------------------------------------------------------------
+    # what there is to review
+
+    def review(self) -> dict[str, Review]:
+        """What each recording has to review (see :class:`Review`), by key. Unreadable outputs
+        count as absent (the Recording tab names them when the recording is opened)."""
+        project = self.project
+        mistakes = _mistaken_per_recording(project.mistakes_path)
+        found = {}
+        for key in self.keys():
+            found[key] = Review(
+                detections=_parquet_rows(project.detections_path(key)),
+                predictions=project.probabilities_npz(key).is_file() or project.ethogram_path(key).is_file(),
+                misses=_parquet_rows(project.misses_path(key)),
+                mistakes=mistakes.get(key, 0),
+            )
+        return found
+
+    def first_to_review(self, reviews: dict[str, Review] | None = None) -> tuple[str, int | None, int] | None:
+        """The recording with the most to review (mistakes, then misses, then predictions, then
+        detections; the first by key among equals), the tic of its first such sound (``None`` if
+        unknown) and its :attr:`Review.rank`; ``None`` when no recording has anything."""
+        reviews = self.review() if reviews is None else reviews
+        ranked = [(-review.rank, key) for key, review in reviews.items() if review.rank]
+        if not ranked:
+            return None
+        best = min(ranked)
+        rank, key = -best[0], best[1]
+        project = self.project
+        try:
+            if rank == 4:
+                table = pd.read_parquet(project.mistakes_path, columns=["recording", "start", "kind"])
+                starts = table.loc[(table["recording"] == key) & (table["kind"] == "mistaken"), "start"]
+            else:
+                path = {3: project.misses_path(key), 1: project.detections_path(key)}.get(rank)
+                if path is None:
+                    path = project.ethogram_path(key)
+                starts = pd.read_parquet(path, columns=["start"])["start"] if path.is_file() else pd.Series([], dtype=int)
+        except (OSError, ValueError, KeyError):
+            starts = pd.Series([], dtype=int)
+        return key, (int(starts.min()) if len(starts) else None), rank
+
+
+def _parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file from its footer (0 when absent or unreadable)."""
+    try:
+        return int(pq.read_metadata(path).num_rows) if path.is_file() else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _mistaken_per_recording(path: Path) -> dict[str, int]:
+    """``{recording key: mistaken sounds}`` of ``mistakes.parquet`` (empty when absent or unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        table = pd.read_parquet(path, columns=["recording", "kind"])
+    except (OSError, ValueError, KeyError):
+        return {}
+    mistaken = table[table["kind"] == "mistaken"]
+    return {str(k): int(n) for k, n in mistaken.groupby("recording").size().items()}
 
 
 def _glob_escape(text: str) -> str:

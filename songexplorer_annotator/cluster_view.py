@@ -4,7 +4,9 @@ a snippet shows its sound in the Recording tab; a double-click annotates it with
 
 from __future__ import annotations
 
+import html
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -21,6 +23,41 @@ from songexplorer_annotator.signals import window_spectrogram
 from songexplorer_annotator.ui import Shared, locked, locked_event
 from songexplorer_core.annotation_session import SessionError, Sound
 from songexplorer_core.audio import RecordingError
+
+
+#: The Dagster UI's address: ``$SONGEXPLORER_DAGSTER_UI`` (scripts/start.sh sets it), else this.
+DAGSTER_UI_ENV, DEFAULT_DAGSTER_UI = "SONGEXPLORER_DAGSTER_UI", "http://127.0.0.1:3000"
+#: The Dagster code location that holds the jobs (``location_name`` in workspace.yaml).
+DAGSTER_LOCATION = "songexplorer"
+#: The Dagster jobs that write ``outputs/cluster/cluster.parquet`` (SongExplorer's review workflows,
+#: ``songexplorer_dagster/defs/review/jobs.py``; each runs ``activations`` and ``cluster``), with
+#: the sounds each one clusters.
+CLUSTER_JOBS = {
+    "fix_false_positives_job": "annotated and predicted sounds: find false positives",
+    "fix_false_negatives_job": "annotated and missed sounds: find what the model failed to call",
+    "examine_errors_job": "detected and mistaken sounds: see what the model confuses",
+}
+
+
+def dagster_job_url(job: str) -> str:
+    """The page of Dagster job ``job`` in the Dagster UI (Launchpad one click away)."""
+    base = (os.environ.get(DAGSTER_UI_ENV) or DEFAULT_DAGSTER_UI).rstrip("/")
+    return f"{base}/locations/{DAGSTER_LOCATION}/jobs/{job}"
+
+
+def no_clusters_message(where: str) -> str:
+    """The empty Cluster tab: which Dagster jobs fill it, linked to the Dagster UI."""
+    jobs = "".join(
+        f'<li><a href="{html.escape(dagster_job_url(job))}" target="_blank" rel="noopener noreferrer">'
+        f"<code>{job}</code></a>: {html.escape(what)}</li>"
+        for job, what in CLUSTER_JOBS.items()
+    )
+    return (
+        f"<p><b>No clusters yet.</b> This tab shows <code>{html.escape(where)}</code>, which the "
+        "<code>cluster</code> asset writes. Launch one of these Dagster jobs (each needs a trained model; it "
+        f"computes the model's activations at the sounds and clusters them):</p><ul>{jobs}</ul>"
+        "<p>When the run has finished, press <i>Reload clusters</i>.</p>"
+    )
 
 
 class ClusterView:
@@ -45,7 +82,7 @@ class ClusterView:
         self._cluster = None
         self._snippet_rows = pd.DataFrame()
 
-        self.cluster_info = pn.pane.Markdown("", width=shared.plot_width)
+        self.cluster_info = pn.pane.HTML("", width=shared.plot_width)
         self.cluster_refresh = pn.widgets.Button(label="Reload clusters", width=140)
         self.cluster_refresh.on_click(locked(lambda _event: self.load_clusters()))
         self.colour_by = pn.widgets.RadioButtonGroup(label="colour by", options=["label", "kind"], value="label")
@@ -109,14 +146,11 @@ class ClusterView:
             table = read_cluster_table(path, self.catalog.key_for)
         except ClusterError as error:
             table = None
-            self.cluster_info.object = f"**The cluster file cannot be shown.** {error}"
+            self.cluster_info.object = f"<b>The cluster file cannot be shown.</b> {html.escape(str(error))}"
         else:
             if table is None:
-                self.cluster_info.object = (
-                    "**No clusters yet.** Once the cluster step has run it writes "
-                    f"`{path.relative_to(root) if root in path.parents else path}` "
-                    "and the sounds appear here (press *Reload clusters*)."
-                )
+                self.cluster_info.object = no_clusters_message(
+                    str(path.relative_to(root) if root in path.parents else path))
         self._cluster = table
         self.cluster_plots.visible = table is not None
         if table is None:
@@ -127,7 +161,7 @@ class ClusterView:
         labels = sorted(sounds["label"].unique())
         self.kind_filter.options, self.label_filter.options = kinds, labels
         self.cluster_info.object = (
-            f"{len(sounds)} sounds from `{table.path.name}`"
+            f"{len(sounds)} sounds from <code>{html.escape(table.path.name)}</code>"
             + (f" ({table.unmatched} rows name recordings this project does not have)" if table.unmatched else "")
             + (" · 3-D embedding shown as x/y" if table.has_z else "")
         )

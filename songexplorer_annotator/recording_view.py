@@ -11,13 +11,14 @@ half to remove it. Keys are listed in :data:`KEY_HELP`.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Mapping
 
 import pandas as pd
 import panel as pn
 
-from songexplorer_annotator.catalog import AccessError, Recording
+from songexplorer_annotator.catalog import REVIEW_WHAT, AccessError, Recording, Review
 from songexplorer_annotator.labels import LabelSlots
 from songexplorer_annotator.playback import Playback
 from songexplorer_annotator.plots import ContextPlots
@@ -47,8 +48,10 @@ class RecordingView:
         shared: the browser session's state.
         labels: the label slots (shown above the plots).
         playback: plays the visible window (its button and audio pane are shown here).
-        query: the page's query parameters: ``recording`` (a recording key), ``start`` and
-            ``width`` (seconds), used for the first recording opened.
+        query: the page's query parameters, used for the first recording opened: ``recording``
+            (a recording key, a path under ``groundtruth/`` or a unique file name), ``start``
+            (the window's left edge) and ``width``, seconds. Without ``recording`` the recording
+            with the most to review is opened at its first such sound (:meth:`Catalog.first_to_review`).
         context_s: default width of the context window, seconds.
         on_edit: called after anything that changes what is unsaved or undoable.
     """
@@ -64,8 +67,15 @@ class RecordingView:
         self.recording: Recording | None = None
         self.view: Viewport | None = None
         self.probabilities = None
+        self.reviews: dict[str, Review] = {}
+        self._opened_note = ""
+        self.review_note = pn.pane.HTML("", margin=(0, 10), name="review")
+        if self.query.get("recording"):  # a key, a path under groundtruth/ or a unique file name
+            self.query["recording"] = self.catalog.key_for(str(self.query["recording"])) or str(self.query["recording"])
+        else:
+            self._open_first_to_review()
 
-        self.select = pn.widgets.Select(label="Recording", options=self._options(), value="", width=260)
+        self.select = pn.widgets.Select(label="Recording", options=self._options(), value="", width=420)
         self.select.param.watch(locked(self._recording_chosen), "value")
         self.nav_buttons = pn.Row(
             button("⇤", lambda: self.navigate("start"), "go to the start (Home)"),
@@ -87,6 +97,7 @@ class RecordingView:
         self.counts_table = pn.pane.HTML("", width=420)
         self.layout = pn.Column(
             pn.Row(self.select, self.nav_buttons, playback.button, self.undo_button, self.redo_button, self.position),
+            self.review_note,
             labels.row,
             *self.plots.panes,
             pn.Row(playback.audio, self.counts_table),
@@ -94,7 +105,41 @@ class RecordingView:
         )
 
     def _options(self) -> dict[str, str]:
-        return {"(choose a recording)": ""} | {k: k for k in self.catalog.keys()}
+        """The pull-down: each recording with what it has to review (read again each time)."""
+        self.reviews = self.catalog.review()
+        self._render_review_note()
+        options = {"(choose a recording)": ""}
+        for key in self.catalog.keys():
+            what = self.reviews[key].describe() if key in self.reviews else ""
+            options[f"{key} · {what}" if what else key] = key
+        return options
+
+    def _render_review_note(self) -> None:
+        reviews = self.reviews.values()
+        counts = [(sum(1 for r in reviews if getattr(r, name)), name) for name in
+                  ("mistakes", "misses", "predictions", "detections")]
+        said = ", ".join(f"{n} with {name}" for n, name in counts if n)
+        text = (f"{len(self.reviews)} recordings" + (f": {said}" if said else "")) if self.reviews \
+            else "no recordings in groundtruth/ yet"
+        self.review_note.object = f"<small>{html.escape(text + self._opened_note)}</small>"
+
+    def _open_first_to_review(self) -> None:
+        """No recording asked for: choose the one with the most to review, at its first such sound."""
+        self._opened_note = ""
+        try:
+            first = self.catalog.first_to_review()
+            if first is None:
+                return
+            key, tic, rank = first
+            rate = self.catalog.recording(key).rate
+        except (AccessError, RecordingError, OSError, ValueError) as error:  # open nothing, say why
+            self.shared.show_error(f"could not choose a recording to review: {error}")
+            return
+        self.query["recording"] = key
+        if tic is not None:
+            self._initial_window = (max(tic / rate - self.context_s / 4, 0.0), None)
+        self._opened_note = (f" · opened {key}, the first with a {REVIEW_WHAT[rank]} to review"
+                             + (f", at its first one ({tic / rate:.3f} s)" if tic is not None else ""))
 
     # ------------------------------------------------------------------------------------------
     # opening a recording and drawing it
@@ -123,8 +168,8 @@ class RecordingView:
             width_s = width_s if width_s is not None else self._initial_window[1]
             self._initial_window = None
         view = Viewport.initial(recording.ntics, int(round(self.context_s * recording.rate)))
-        if width_s:
-            view = view.zoom(view.width / max(width_s * recording.rate, 1))
+        if width_s:  # from the start; any width: Viewport keeps it between 20 tics and the whole recording
+            view = view.around(width_s * recording.rate / 2, width_s * recording.rate)
         if start_s is not None:
             view = view.centred_on(start_s * recording.rate + view.width / 2)
         self.view = view

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +23,8 @@ DETECTED_COLOURS = {"time": "#4d4d4d", "frequency": "#1b9e77", "neither": "#d9d9
 #: A box's label is written in it only when the box is at least this wide, screen pixels.
 TEXT_MIN_PIXELS = 36
 OTHER_KIND_COLOUR = "#8c564b"
+#: Where the annotator logs (its tracebacks go there, never to the page).
+log = logging.getLogger("songexplorer_annotator")
 DELETION_COLOUR = "#444444"
 
 
@@ -89,3 +93,33 @@ def button(text: str, action, tip: str, width: int = 44) -> pn.widgets.Button:
     widget = pn.widgets.Button(label=text, width=width, description=tip)
     widget.on_click(locked(lambda _event: action()))
     return widget
+
+
+# ------------------------------------------------------------------------------------------------
+# errors: a short message on the page, the traceback in the server's log
+
+#: The message line of each served page, by its Bokeh document.
+_pages: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def register_page(shared: Shared) -> None:
+    """Let :func:`report_exception` show errors of the current served page on ``shared``'s message line."""
+    if pn.state.curdoc is not None:
+        _pages[pn.state.curdoc] = shared
+
+
+def short_error(exception: BaseException) -> str:
+    """One line for the page: the kind of error and the first line of its message (at most 200
+    characters), and where the details are."""
+    text = (str(exception).strip().splitlines() or [""])[0][:200]
+    return (f"Something went wrong ({type(exception).__name__}{': ' + text if text else ''}). The details are in "
+            f"the annotator's log (the terminal that started it); saved annotations are safe.")
+
+
+def report_exception(exception: BaseException) -> None:
+    """Panel's ``config.exception_handler`` when served: log the traceback and show
+    :func:`short_error` on the page whose callback failed."""
+    log.error("unexpected error in a callback", exc_info=(type(exception), exception, exception.__traceback__))
+    shared = _pages.get(pn.state.curdoc) if pn.state.curdoc is not None else None
+    if shared is not None:
+        shared.show_error(short_error(exception))

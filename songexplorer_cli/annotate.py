@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         help="serve the annotator: see, hear and label the project's recordings in a browser",
         description="Serve the annotator at http://ADDRESS:PORT/annotate. Annotations are saved beside "
         "each recording as <recording>-annotated-<name>.csv (atomically, merged with the file on disk); "
-        "only the project's groundtruth/ is written to. Binds 127.0.0.1 (this machine only) by default.",
+        "only the project's groundtruth/ is written to. Binds 127.0.0.1 (this machine only) by default. "
+        "It opens only with the access token in the printed address (also written to <project>/run/annotator-url).",
     )
     parser.add_argument("--project", default=None,
                         help="project folder (default: $SONGEXPLORER_PROJECT, else ./songexplorer-project)")
@@ -23,6 +24,10 @@ def register(subparsers) -> None:
                         help="interface to listen on (default 127.0.0.1; anything else lets other machines "
                         "read and annotate the recordings)")
     parser.add_argument("--port", type=port_number, default=5006, help="TCP port (default 5006; 0 picks a free one)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="another host name browsers may use to reach the annotator (this machine's DNS "
+                        "name, a proxy's); repeatable. localhost, 127.0.0.1 and [::1] are always allowed on the "
+                        "loopback interface, the --address otherwise; any other Host header is refused")
     parser.add_argument("--annotator", default=None,
                         help="your name, used in the file names of your annotations; if omitted, the app "
                         "asks once per browser")
@@ -44,15 +49,10 @@ def run(args) -> int:
     root = args.project or project_from_env().root
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     if args.address not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.address}: other machines can read and annotate this project's "
-              f"recordings", file=sys.stderr)
-    port = args.port
-    check_port_free(args.address, port)
-    if port == 0:
-        from songexplorer_annotator.server import free_port
-
-        port = free_port(args.address)
-    print(f"annotator: http://{args.address}:{port}/annotate  (project {root}; Ctrl-C stops)", flush=True)
-    serve(root, address=args.address, port=port, annotator=args.annotator, show=args.show,
-          context_s=args.context, labels=labels, autosave_s=args.autosave)
+        print(f"warning: serving on {args.address} over plain HTTP: anyone on the network who learns the printed "
+              f"token (it travels unencrypted) can read and annotate this project's recordings", file=sys.stderr)
+    if args.port:
+        check_port_free(args.address, args.port)  # one line, before the server starts
+    serve(root, address=args.address, port=args.port, annotator=args.annotator, show=args.show,
+          allow_hosts=args.allow_host, context_s=args.context, labels=labels, autosave_s=args.autosave)
     return 0

@@ -11,6 +11,8 @@
       outputs/              everything derived (detections, models, probabilities, ...)
       dagster_home/         the Dagster instance (SQLite storage, logs, dagster.yaml)
       mlflow/               MLflow tracking store and artifacts
+      run/                  files of running services, private to their user (mode 0700): the
+                            annotator's address with its access token (``annotator-url``)
 
 The project is chosen by ``SONGEXPLORER_PROJECT`` (default ``./songexplorer-project``).
 """
@@ -72,6 +74,18 @@ class Project:
     @property
     def mlflow_dir(self) -> Path:
         return self.root / "mlflow"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """``run/``: files of the running services, private to the user who started them."""
+        return self.root / "run"
+
+    @property
+    def annotator_url_path(self) -> Path:
+        """``run/annotator-url``: the running annotator's address with its access token, one line
+        (``http://127.0.0.1:5006/annotate?token=...``), mode 0600; ``songexplorer annotate`` writes
+        it when it starts and removes it when it stops (docs/annotator.md)."""
+        return self.runtime_dir / "annotator-url"
 
     @property
     def settings_path(self) -> Path:

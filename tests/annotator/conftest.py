@@ -77,3 +77,4 @@ def project(demo, tmp_path):
 
     shutil.copytree(demo.root, tmp_path / "demo", symlinks=True)
     return Project(tmp_path / "demo")
+

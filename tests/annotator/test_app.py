@@ -3,6 +3,7 @@ only the visible window is sent, probabilities and clusters show when they exist
 sessions on one recording both keep their work."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -218,3 +219,128 @@ def test_two_sessions_on_one_recording_keep_both_annotators_work(project):
     label = alice.session.label
     assert csv_rows(project, "alice") == [f"{KEY},2500,2500,annotated,{label}", f"{KEY},5000,5000,annotated,{label}"]
     assert csv_rows(project, "bob") == [f"{KEY},2500,2500,annotated,{label}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# what each recording has to review, and links from Dagster (issue 12 item 4)
+
+
+def write_misses(project, key, starts):
+    from songexplorer_core.annotations import intervals_frame
+
+    path = project.misses_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    intervals_frame([key] * len(starts), starts, [s + 50 for s in starts], "missed", "other").to_parquet(path)
+
+
+def write_mistakes(project, rows):
+    """``outputs/mistakes/mistakes.parquet`` as the mistakes asset writes it; rows: (key, start, kind)."""
+    from songexplorer_core.annotations import intervals_frame
+
+    keys, starts, kinds = zip(*rows)
+    table = intervals_frame(list(keys), list(starts), [s + 20 for s in starts], list(kinds), "mel-pulse",
+                            annotated_label="mel-sine")
+    table["recording"] = list(keys)
+    project.mistakes_path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(project.mistakes_path)
+
+
+def test_the_recording_with_most_to_review_opens_first_at_its_first_such_sound(project):
+    # detections only: the first recording, at its first detected sound
+    app = AnnotatorApp(project, annotator="tester")
+    first_detected = int(pd.read_parquet(project.detections_path(KEY))["start"].min())
+    assert app.recording_view.recording.key == KEY
+    assert app.recording_view.view.start <= first_detected < app.recording_view.view.stop
+    labels = {value: label for label, value in app.recording_view.select.options.items()}
+    assert labels[KEY].startswith(f"{KEY} · ") and "detections" in labels[KEY] and "miss" not in labels[KEY]
+
+    # misses in demo-2: it comes first, at its first miss
+    write_misses(project, "demo-2.wav", [30_000, 12_500])
+    app = AnnotatorApp(project, annotator="tester")
+    assert app.recording_view.recording.key == "demo-2.wav"
+    view = app.recording_view.view
+    assert view.start <= 12_500 < view.stop and view.start == 12_500 - RATE  # a quarter of the 4 s window before it
+    labels = {value: label for label, value in app.recording_view.select.options.items()}
+    assert "2 misses" in labels["demo-2.wav"] and "miss" not in labels[KEY]
+    assert "1 with misses" in app.recording_view.review_note.object
+    assert "opened demo-2.wav, the first with a miss to review, at its first one (5.000 s)" in app.recording_view.review_note.object
+
+    # a mistaken sound in demo-1 (a correct one in demo-2): demo-1 first, at the mistake
+    write_mistakes(project, [(KEY, 40_000, "mistaken"), (KEY, 20_000, "correct"), ("demo-2.wav", 5_000, "correct")])
+    app = AnnotatorApp(project, annotator="tester")
+    assert app.recording_view.recording.key == KEY and app.recording_view.view.start == 40_000 - RATE
+    reviews = app.shared.catalog.review()
+    assert reviews[KEY].mistakes == 1 and reviews["demo-2.wav"].mistakes == 0 and reviews["demo-2.wav"].misses == 2
+    assert not reviews[KEY].predictions
+
+    # probabilities mark a recording as predicted
+    ntics = app.recording_view.recording.ntics
+    project.probabilities_npz("demo-2.wav").parent.mkdir(parents=True, exist_ok=True)
+    write_probabilities(Probabilities(np.full((ntics // 4, 1), 0.5), ("mel-pulse",), RATE, 4, wav="demo-2.wav",
+                                      ntics=ntics), project.probabilities_npz("demo-2.wav"))
+    assert app.shared.catalog.review()["demo-2.wav"].predictions
+
+
+def test_an_unreadable_output_does_not_stop_the_app(project):
+    write_misses(project, "demo-2.wav", [12_500])
+    project.mistakes_path.parent.mkdir(parents=True, exist_ok=True)
+    project.mistakes_path.write_bytes(b"not parquet")
+    project.misses_path(KEY).write_bytes(b"PAR1 broken")
+    app = AnnotatorApp(project, annotator="tester")
+    assert app.recording_view.recording.key == "demo-2.wav"  # the readable misses still count
+
+
+def test_a_link_opens_its_recording_at_its_place_and_not_the_first_to_review(project):
+    write_misses(project, "demo-2.wav", [12_500])
+    app = AnnotatorApp(project, annotator="tester", query={"recording": KEY, "start": "7.5", "width": "2"})
+    view = app.recording_view.view
+    assert app.recording_view.recording.key == KEY and (view.start, view.width) == (int(7.5 * RATE), 2 * RATE)
+    assert "7.500–9.500 s" in app.recording_view.position.object
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"width": "1e308"}, (0, 20 * RATE)), ({"width": "inf"}, (0, 4 * RATE)), ({"start": "1e308"}, (16 * RATE, 4 * RATE)),
+    ({"width": "1e-300"}, (0, 20)), ({"start": "-3", "width": "nan"}, (0, 4 * RATE)),
+    ({"start": "nonsense"}, (0, 4 * RATE)),
+])
+def test_any_start_and_width_in_a_link_give_a_window_inside_the_recording(project, query, expected):
+    app = AnnotatorApp(project, annotator="tester", query={"recording": KEY, **query})
+    assert (app.recording_view.view.start, app.recording_view.view.width) == expected
+
+
+def test_a_link_may_name_the_recording_by_its_path_under_groundtruth(project):
+    folder = project.groundtruth / "round1"
+    folder.mkdir()
+    (project.groundtruth / "demo-2.wav").rename(folder / "demo-2.wav")
+    app = AnnotatorApp(project, annotator="tester", query={"recording": "round1/demo-2.wav", "start": "3"})
+    assert app.recording_view.recording.key == "round1%2Fdemo-2.wav"
+    app = AnnotatorApp(project, annotator="tester", query={"recording": "round1%2Fdemo-2.wav"})
+    assert app.recording_view.recording.key == "round1%2Fdemo-2.wav"
+    app = AnnotatorApp(project, annotator="tester", query={"recording": "round1/../../songexplorer.toml"})
+    assert app.recording_view.recording is None and "not a recording of this project" in app.shared.message.object
+
+
+def test_the_empty_cluster_tab_names_the_dagster_jobs_that_fill_it_with_links(project, monkeypatch):
+    from songexplorer_annotator.cluster_view import CLUSTER_JOBS
+
+    monkeypatch.setenv("SONGEXPLORER_DAGSTER_UI", "http://127.0.0.1:3999/")
+    (project.outputs / "cluster" / "cluster.parquet").unlink()
+    text = AnnotatorApp(project, annotator="tester").cluster_view.cluster_info.object
+    assert "No clusters yet" in text and "outputs/cluster/cluster.parquet" in text
+    for job in CLUSTER_JOBS:
+        assert f'href="http://127.0.0.1:3999/locations/songexplorer/jobs/{job}" target="_blank"' in text
+
+
+def test_the_cluster_jobs_named_are_the_dagster_jobs_that_write_the_cluster_file():
+    """The annotator does not import Dagster (tests/test_rooms.py); this holds its names equal to
+    the jobs and the code location (workspace.yaml) they live in."""
+    import yaml
+
+    from songexplorer_annotator.cluster_view import CLUSTER_JOBS, DAGSTER_LOCATION
+    from songexplorer_dagster.defs.review import jobs
+
+    assert set(CLUSTER_JOBS) == set(jobs.WORKFLOW_KINDS)
+    for name in CLUSTER_JOBS:
+        assert ["cluster"] in [key.path for key in getattr(jobs, name).selection.selected_keys], name
+    workspace = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())
+    assert [entry["python_module"]["location_name"] for entry in workspace["load_from"]] == [DAGSTER_LOCATION]

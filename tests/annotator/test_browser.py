@@ -7,6 +7,11 @@ CSV on disk after each save; it plays the window (the playhead moves), fills the
 snippet grid, and reloads the page (the name is not asked again). It saves screenshots of the
 recording view and the cluster view under ``test-artifacts/screenshots/``.
 
+A second test opens the annotator as a user does from the Dagster UI: the printed address (with
+its token) first, where it opens the recording with the most to review, then a link without the
+token to another recording at a given place (``annotator-from-link.png``); an error in a callback
+shows one line on the page, and no traceback reaches the browser.
+
 Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package; Playwright's own browser download is
 not used); skipped without it.
 """
@@ -14,14 +19,11 @@ not used); skipped without it.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from annotator_test_helpers import start_annotator, stop_annotator
 
 from songexplorer_core.annotation_session import AnnotationSession
 
@@ -66,33 +68,10 @@ TO_DATA_X = "([name, sx]) => { const v = (" + FIND_VIEW + """)(name);
 
 @pytest.fixture
 def server(project):
-    """``songexplorer annotate`` on a free port of 127.0.0.1, stopped (its process group) after."""
-    from songexplorer_annotator.server import free_port
-
-    port = free_port()
-    command = [sys.executable, "-c", "import sys; from songexplorer_cli import main; sys.exit(main())",
-               "annotate", "--project", str(project.root), "--port", str(port), "--autosave", "0"]
-    log = open(project.root / "annotate.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/annotate"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"the annotator did not start: {(project.root / 'annotate.log').read_text()}")
-            time.sleep(0.3)
+    """``songexplorer annotate`` on a free port of 127.0.0.1; its address with the token."""
+    process, url = start_annotator(project, "--autosave", "0")
     yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    stop_annotator(process)
 
 
 def a_detected_sound(project):
@@ -142,13 +121,14 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
         page.set_default_timeout(20_000)
         try:
             # a parameter naming a file outside groundtruth/ is refused
-            page.goto(f"{server}?recording=..%2F..%2Fsongexplorer.toml&start={start_s:.3f}&width=1.6")
+            page.goto(f"{server}&recording=..%2F..%2Fsongexplorer.toml&start={start_s:.3f}&width=1.6")
             page.get_by_placeholder("your name").fill("tester")
             page.get_by_role("button", name="Start annotating").click()
             page.get_by_role("alert").filter(has_text="is not a recording of this project").wait_for()
 
             # select the recording
-            page.locator("select").first.select_option(KEY)
+            choices = page.locator("select").first  # each recording with what it has to review
+            choices.select_option(label=choices.locator("option", has_text=f"{KEY} · ").first.text_content())
             page.get_by_text(f"of 20.0 s ({RATE} Hz)").wait_for()
 
             def screen(x, y, figure="waveform"):
@@ -252,3 +232,71 @@ def test_annotate_in_the_browser_and_the_csv_holds_exactly_the_expected_rows(pro
     # nothing else was written into the ground truth
     written = sorted(p.name for p in project.groundtruth.iterdir() if p.suffix == ".csv")
     assert written == [f"{KEY}-annotated-seed.csv", f"{KEY}-annotated-tester.csv"]
+
+
+def test_a_dagster_link_opens_its_recording_at_its_place_and_errors_stay_one_line(project):
+    playwright = pytest.importorskip("playwright.sync_api")
+    from urllib.parse import urlsplit
+
+    from songexplorer_annotator.cluster_view import DAGSTER_UI_ENV
+    from songexplorer_core.annotations import intervals_frame
+
+    # demo-2 has misses (so it is the first to review); no clusters yet
+    misses = project.misses_path("demo-2.wav")
+    misses.parent.mkdir(parents=True, exist_ok=True)
+    intervals_frame(["demo-2.wav"] * 2, [30_000, 12_500], [30_050, 12_550], "missed", "other").to_parquet(misses)
+    (project.outputs / "cluster" / "cluster.parquet").unlink()
+    os.environ[DAGSTER_UI_ENV] = "http://127.0.0.1:3000"
+    process, url = start_annotator(project, "--annotator", "tester", "--autosave", "0")
+    base = url.split("?")[0]
+    assert urlsplit(url).query.startswith("token=")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    frames = []
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1420, "height": 1000})
+        page.set_default_timeout(20_000)
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+        try:
+            # the printed address: the recording with the most to review, at its first miss
+            page.goto(url)
+            page.get_by_text("4.000–8.000 s of 20.0 s").wait_for()  # the miss at 5 s, a quarter in
+            assert page.locator("select").first.input_value().startswith("demo-2.wav · 2 misses")
+            page.get_by_text("opened demo-2.wav, the first with a miss to review").wait_for()
+
+            # the empty Cluster tab links to the Dagster jobs that fill it
+            page.locator(".bk-tab", has_text="Cluster").click()
+            page.get_by_text("No clusters yet.").wait_for()
+            link = page.locator('a[href="http://127.0.0.1:3000/locations/songexplorer/jobs/examine_errors_job"]')
+            assert link.count() == 1 and link.get_attribute("target") == "_blank"
+
+            # a link as the Dagster UI makes it: no token (the cookie carries it), a recording, a place
+            page.goto(f"{base}?recording=demo-1.wav&start=7.5&width=2")
+            page.get_by_text("7.500–9.500 s of 20.0 s").wait_for()
+            assert page.locator("select").first.input_value().startswith(f"{KEY} · ")
+            assert "token" not in page.url
+            time.sleep(0.5)
+            page.screenshot(path=str(SCREENSHOTS / "annotator-from-link.png"), full_page=True)
+
+            # the same link in a browser that never had the token: no session
+            other = browser.new_context().new_page()
+            response = other.goto(f"{base}?recording=demo-1.wav&start=7.5")
+            assert response.status == 403 and "access token" in other.content()
+            assert other.evaluate("() => typeof Bokeh") == "undefined"
+
+            # an error in a callback (a choice the widget does not have): one line, no traceback
+            page.evaluate("""() => { const d = Bokeh.documents[Bokeh.documents.length - 1];
+                for (const m of d.all_models) { if (m.constructor.__name__ === 'RadioButtonGroup') { m.active = 99; } } }""")
+            page.get_by_role("alert").filter(has_text="Something went wrong (IndexError").wait_for()
+            time.sleep(0.5)
+            assert "Traceback" not in page.inner_text("body") and not any("Traceback" in f for f in frames)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure-link.png"), full_page=True)
+            print(f"server log:\n{(project.root / 'annotate.log').read_text()[-5000:]}")
+            raise
+        finally:
+            browser.close()
+            stop_annotator(process)
+            del os.environ[DAGSTER_UI_ENV]
+    log = (project.root / "annotate.log").read_text()
+    assert "Traceback" in log and "IndexError" in log  # the details went to the log
