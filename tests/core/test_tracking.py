@@ -116,7 +116,7 @@ def test_runs_are_named_after_what_they_are_and_versions_say_their_outcome(confi
     first = log_training_run(config, params={}, history=None, metrics={"validation_f1_macro": 0.9},
                              model_dir=fake_model_dir(tmp_path, "a"), run_name=name, description="trained on *x*")
     log_training_run(config, params={}, history=None, metrics={"validation_f1_macro": 0.5},
-                              model_dir=fake_model_dir(tmp_path, "b"), run_name=name, description="trained on *y*")
+                     model_dir=fake_model_dir(tmp_path, "b"), run_name=name, description="trained on *y*")
     client = config.client()
     assert client.get_run(first.run_id).info.run_name == f"v1 · {name}"
     assert client.get_run(first.run_id).data.tags["mlflow.note.content"] == "trained on *x*"
