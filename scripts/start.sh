@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: set up, create the demo project, and start the platform on 127.0.0.1:
 #   Dagster UI + daemon  http://127.0.0.1:3000  (sensors and automation process every recording)
-#   MLflow UI            http://127.0.0.1:5000  (every trained model is a run)
+#   MLflow UI            http://127.0.0.1:5000  (every trained model is a run; the link printed opens them)
 #   Annotator            http://127.0.0.1:5006/annotate?token=...  (the token is made at each start;
 #                        the full address is printed below and kept in $SONGEXPLORER_PROJECT/run/annotator-url)
 # Project folder: $SONGEXPLORER_PROJECT (default ./songexplorer-project). Ctrl-C stops everything.
@@ -21,6 +21,10 @@ ANNOTATOR_PORT="${ANNOTATOR_PORT:-5006}"
 export SONGEXPLORER_MLFLOW_UI="http://127.0.0.1:$MLFLOW_PORT"
 export SONGEXPLORER_DAGSTER_UI="http://127.0.0.1:$DAGSTER_PORT"  # the annotator's links to Dagster jobs
 mkdir -p "$SONGEXPLORER_PROJECT/mlflow/artifacts"
+# The project's experiment (a model-training experiment) and the address that opens its training runs;
+# made before the MLflow server starts so that only one process creates the store's tables.
+MLFLOW_RUNS_URL="$(.venv/bin/python -c 'import sys; from songexplorer_core.tracking import TrackingConfig, experiment_url; print(experiment_url(TrackingConfig.for_project_dir(sys.argv[1], ui_url=sys.argv[2])))' \
+    "$SONGEXPLORER_PROJECT/mlflow" "$SONGEXPLORER_MLFLOW_UI" 2>/dev/null || echo "$SONGEXPLORER_MLFLOW_UI")"
 
 pids=()
 cleanup() {
@@ -47,7 +51,7 @@ ANNOTATOR_URL="$(cat "$ANNOTATOR_URL_FILE" 2>/dev/null || echo "http://127.0.0.1
 echo
 echo "songexplorer-dagster is starting; project: $SONGEXPLORER_PROJECT"
 echo "  Dagster UI:  http://127.0.0.1:$DAGSTER_PORT   (recordings appear as partitions within ~30 s)"
-echo "  MLflow UI:   http://127.0.0.1:$MLFLOW_PORT"
+echo "  MLflow UI:   $MLFLOW_RUNS_URL   (the project's training runs)"
 echo "  Annotator:   $ANNOTATOR_URL"
 echo "               (open this address once; later links from Dagster work in that browser)"
 echo "  Add a recording: copy a WAV into $SONGEXPLORER_PROJECT/groundtruth/"

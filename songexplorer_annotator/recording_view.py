@@ -27,6 +27,7 @@ from songexplorer_annotator.viewport import Viewport
 from songexplorer_core.annotation_session import SessionError
 from songexplorer_core.annotations import AnnotationError
 from songexplorer_core.audio import RecordingError
+from songexplorer_core.label_kinds import KindGuard
 
 KEY_HELP = """
 **Gestures.** Choose a label (type it in a box, or click its counter, or press its number).
@@ -282,6 +283,13 @@ class RecordingView:
         self.render_boxes()
         self.labels.render()
         self._on_edit()
+        # a label is annotated as ranges or as points (songexplorer_core.label_kinds): say so, with the other gesture
+        if self.shared.session is not None and self.recording is not None:
+            if not hasattr(self, "_kinds"):
+                self._kinds = KindGuard(self.shared.project.groundtruth)
+            notice = self._kinds.notice(self.shared.session.annotations_frame(self.recording.key))
+            if notice:
+                self.shared.show_info(notice)
 
     def undo(self) -> None:
         if self.shared.session is not None:

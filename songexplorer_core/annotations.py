@@ -182,6 +182,7 @@ def read_intervals_csv(
     *,
     recording_tics: Mapping[str, int] | None = None,
     allow_unknown_kinds: bool = False,
+    with_lines: bool = False,
 ) -> pd.DataFrame:
     """Read and validate one SongExplorer interval CSV (5 columns, or 6 for mistakes).
 
@@ -190,6 +191,8 @@ def read_intervals_csv(
         recording_tics: if given, maps recording basename -> number of tics; rows naming a
             recording not in it, or reaching past its end, are errors.
         allow_unknown_kinds: accept kinds SongExplorer does not define.
+        with_lines: add a ``line`` column, each row's line in the file (1-based), for messages
+            that name it (``label_kinds``).
 
     Raises:
         AnnotationError: naming the file and each bad line (1-based) with what is wrong, for a
@@ -205,6 +208,7 @@ def read_intervals_csv(
     rows = list(csv.reader(io.StringIO(text)))
     problems: list[str] = []
     records = []
+    lines: list[int] = []
     ncolumns = None
     for lineno, row in enumerate(rows, start=1):
         if not row or all(not cell.strip() for cell in row):
@@ -256,6 +260,7 @@ def read_intervals_csv(
         if len(row) == 6:
             record.append(row[5].strip())
         records.append(record)
+        lines.append(lineno)
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
@@ -266,13 +271,16 @@ def read_intervals_csv(
         )
     if ncolumns == 6:
         if not records:
-            return empty_intervals(with_annotated_label=True)
-        wav, start, stop, kind, label, annotated = zip(*records)
-        return intervals_frame(wav, start, stop, kind, label, **{ANNOTATED_LABEL: annotated})
-    if not records:
-        return empty_intervals()
-    wav, start, stop, kind, label = zip(*records)
-    return intervals_frame(wav, start, stop, kind, label)
+            frame = empty_intervals(with_annotated_label=True)
+        else:
+            wav, start, stop, kind, label, annotated = zip(*records)
+            frame = intervals_frame(wav, start, stop, kind, label, **{ANNOTATED_LABEL: annotated})
+    elif not records:
+        frame = empty_intervals()
+    else:
+        wav, start, stop, kind, label = zip(*records)
+        frame = intervals_frame(wav, start, stop, kind, label)
+    return frame.assign(line=pd.Series(lines, dtype="int64")) if with_lines else frame
 
 
 def validate_intervals(frame: pd.DataFrame, *, source: str = "interval table") -> pd.DataFrame:

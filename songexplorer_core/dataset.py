@@ -567,8 +567,11 @@ def annotation_durations(dataset: Dataset) -> pd.DataFrame:
     *segment* label (sine song, a syllable); its shortest range says how short a real one can be
     (``ethogram.min_segment_durations``). A label annotated only with points is an *event* label
     (pulses); its shortest gap says how close two real ones can be
-    (``ethogram.event_refractory``).
+    (``ethogram.event_refractory``). ``kind`` says which the label is taken for when it has
+    both: the majority (``label_kinds.majority_kind``; empty when tied).
     """
+    from songexplorer_core.label_kinds import majority_kind
+
     sounds = dataset.sounds
     positive = ~sounds["label"].astype(str).str.startswith(dataset.overlapped_prefix) \
         if dataset.loss == "overlapped" else pd.Series(True, index=sounds.index)
@@ -581,11 +584,13 @@ def annotation_durations(dataset: Dataset) -> pd.DataFrame:
                 mine[(mine["stop"] == mine["start"])].groupby("recording", sort=False)]
         gaps = np.concatenate(gaps) if gaps else np.empty(0, np.int64)
         gaps = gaps[gaps > 0]
-        rows.append({"label": label, "points": int((seconds == 0).sum()), "ranges": int(ranges.size),
+        npoints = int((seconds == 0).sum())
+        rows.append({"label": label, "points": npoints, "ranges": int(ranges.size),
+                     "kind": majority_kind(npoints, int(ranges.size)) or "",
                      "shortest_range_s": float(ranges.min()) if ranges.size else math.nan,
                      "median_range_s": float(np.median(ranges)) if ranges.size else math.nan,
                      "shortest_gap_s": float(gaps.min()) / float(dataset.rate) if gaps.size else math.nan})
-    return pd.DataFrame(rows, columns=["label", "points", "ranges", "shortest_range_s", "median_range_s",
+    return pd.DataFrame(rows, columns=["label", "points", "ranges", "kind", "shortest_range_s", "median_range_s",
                                        "shortest_gap_s"])
 
 
@@ -713,6 +718,12 @@ def make_dataset(
                 f"from the recording's edge")
         notes.append(note)
         logger.info(note)
+    # a label is ranges or points; one annotated both ways is taken for its majority (label_kinds)
+    from songexplorer_core.label_kinds import mixed_kind_notes
+
+    for note in mixed_kind_notes(table[usable], labels, truth.root):
+        notes.append(note)
+        logger.warning(note)
     sounds = table.assign(
         set=sets, label_index=[labels.index(r) for r in root_label], target=np.where(is_not, 0, 1),
         first=first, last=last,

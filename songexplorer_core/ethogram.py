@@ -17,8 +17,8 @@ badly (docs/recipe.md: a mel-pulse threshold of 0.007 nearly doubled the predict
 extra ones false); the label of highest probability is also what validation F1 measures.
 
 Then, beyond SongExplorer, predicted *segments* much shorter than any annotated one are dropped
-(:func:`drop_short_segments`): a label people annotated only with ranges (sine song, a
-syllable) gets a minimum duration of ``min_segment_fraction`` (default 0.5) times its shortest
+(:func:`drop_short_segments`): a label people annotated with ranges (sine song, a
+syllable; a label with both kinds is taken for its majority, ``songexplorer_core.label_kinds``) gets a minimum duration of ``min_segment_fraction`` (default 0.5) times its shortest
 annotated range, read from the model's ``annotation-durations.csv``. Point-annotated labels
 (pulses) are never filtered. Why: on the demo's densely annotated recording the
 label-of-highest-probability ethogram called 285 slivers of 2-27 ms "sine" at the flanks of
@@ -56,6 +56,7 @@ import pandas as pd
 
 from songexplorer_core.annotations import empty_intervals, intervals_frame, write_intervals_csv
 from songexplorer_core.atomic import atomic_write
+from songexplorer_core.label_kinds import POINTS, RANGES, majority_kind
 from songexplorer_core.classify import Probabilities, read_probabilities, read_probability_wavs, \
     probabilities_npz_name, probability_wav_paths, check_classify_outputs, read_classify_manifest
 
@@ -365,33 +366,42 @@ def read_annotation_durations(model_dir: str | os.PathLike) -> pd.DataFrame | No
     return table
 
 
+def _kinds(durations: pd.DataFrame) -> pd.Series:
+    """Each row's label kind: ``ranges`` or ``points`` by the majority of its annotations
+    (``label_kinds.majority_kind``), ``""`` when tied; from the counts, so tables written before
+    the ``kind`` column read the same."""
+    return pd.Series([majority_kind(int(p), int(r)) or "" for p, r in zip(durations["points"], durations["ranges"])],
+                     index=durations.index, dtype=object)
+
+
 def min_segment_durations(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_MIN_SEGMENT_FRACTION
                           ) -> dict[str, float]:
-    """``{label: seconds}``: the shortest predicted interval kept for each label that was
-    annotated only with ranges, ``fraction`` x its shortest annotated range. Labels annotated
-    with points (any) get no minimum; so does everything when ``fraction`` is None or 0 or
-    ``durations`` is None."""
+    """``{label: seconds}``: the shortest predicted interval kept for each range label (more of
+    its annotations ranges than points: ``label_kinds``), ``fraction`` x its shortest annotated
+    range. Point labels, and labels with as many points as ranges, get no minimum; so does
+    everything when ``fraction`` is None or 0 or ``durations`` is None."""
     if durations is None or not fraction:
         return {}
     if fraction < 0:
         raise ValueError(f"min_segment_fraction must be >= 0, not {fraction}")
-    segments = durations[(durations["points"] == 0) & (durations["ranges"] > 0)]
+    segments = durations[_kinds(durations) == RANGES]
     return {str(row.label): float(fraction) * float(row.shortest_range_s) for row in segments.itertuples()
             if math.isfinite(float(row.shortest_range_s))}
 
 
 def event_refractory(durations: pd.DataFrame | None, fraction: float | None = DEFAULT_EVENT_REFRACTORY_FRACTION,
                      max_s: float = DEFAULT_EVENT_MAX_REFRACTORY_S) -> dict[str, float]:
-    """``{label: seconds}``: for each label annotated only with points (pulses), ``fraction`` x
-    the shortest gap between two of its annotations, at most ``max_s``; peaks of its probability
-    closer than that are one event (:func:`split_at_peaks`). Labels with ranges, or fewer than
+    """``{label: seconds}``: for each point label (pulses; more of its annotations points than
+    ranges: ``label_kinds``), ``fraction`` x the shortest gap between two of its point
+    annotations, at most ``max_s``; peaks of its probability closer than that are one event
+    (:func:`split_at_peaks`). Range labels, ties, or fewer than
     two points in a recording, get none; so does everything when ``fraction`` is None or 0 or
     ``durations`` is None (e.g. a model trained before ``shortest_gap_s`` was written)."""
     if durations is None or not fraction or "shortest_gap_s" not in durations.columns:
         return {}
     if fraction < 0:
         raise ValueError(f"event_refractory_fraction must be >= 0, not {fraction}")
-    points = durations[(durations["points"] > 0) & (durations["ranges"] == 0)]
+    points = durations[_kinds(durations) == POINTS]
     return {str(row.label): min(float(fraction) * float(row.shortest_gap_s), float(max_s))
             for row in points.itertuples()
             if math.isfinite(float(row.shortest_gap_s)) and float(row.shortest_gap_s) > 0}
@@ -548,8 +558,7 @@ def run_ethogram(
     rows (the files keep SongExplorer's names for whatever reads them by ratio). Segments
     shorter than ``min_segment_fraction`` of their label's shortest annotated range are dropped
     when the thresholds file's folder holds the model's ``annotation-durations.csv``
-    (:func:`min_segment_durations`; None or 0 keeps them all). Labels annotated only with
-    points (pulses) give one interval per peak of their probability, peaks closer than
+    (:func:`min_segment_durations`; None or 0 keeps them all). Point labels (pulses) give one interval per peak of their probability, peaks closer than
     ``event_refractory_fraction`` of the label's shortest annotated gap being one
     (:func:`event_refractory`; None or 0: one interval per run of samples, as SongExplorer), and
     whose peak reaches ``event_min_peak``.

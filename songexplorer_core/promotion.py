@@ -14,7 +14,8 @@ How the ``champion`` alias moves when the gate is in use:
 * the training is logged with ``log_training_run(..., champion_metric=GATE_DECIDES)``, a metric
   no run carries, so logging leaves the alias where it is (a pinned version stays pinned);
 * :func:`apply_decision` then points the alias at the candidate if it passed, and tags the
-  candidate's model version with the outcome and the reason (visible in MLflow's UI) either way.
+  candidate's model version with the outcome and the reason, and ends its description with them
+  (visible in MLflow's UI), either way.
 
 A version a person pinned (:func:`songexplorer_core.tracking.pin_champion`) is never moved by the
 gate. Without dense annotations the gate is not used and the champion is chosen by validation F1,
@@ -29,14 +30,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from songexplorer_core.tracking import CHAMPION_ALIAS, PINNED_TAG, TrackingConfig
+import pandas as pd
+
+from songexplorer_core.tracking import (
+    CHAMPION_ALIAS, OUTCOME_TAG, PINNED_TAG, REASON_TAG, TrackingConfig, record_outcome,
+)
 
 #: ``champion_metric`` for ``log_training_run`` when the gate decides: no run has this metric, so
 #: ``update_champion`` finds no candidate and leaves the alias alone.
 GATE_DECIDES = "promotion_gate_decides"
-#: Model-version tags written by :func:`apply_decision`.
-OUTCOME_TAG = "promotion"
-REASON_TAG = "promotion_reason"
+#: Model-version tags written by :func:`apply_decision` (``tracking.record_outcome``): ``OUTCOME_TAG``, ``REASON_TAG``.
 PROMOTED, REFUSED, PINNED, FIRST = "promoted", "refused", "pinned", "first champion"
 #: Default largest allowed drop of a label's score (F1 is in [0, 1]: 0.02 = two points).
 DEFAULT_TOLERANCE = 0.02
@@ -101,6 +104,7 @@ def decide_promotion(
     champion: str | int | None,
     tolerance: float = DEFAULT_TOLERANCE,
     metric: str = "f1",
+    changes: Mapping[str, str] | None = None,
 ) -> PromotionDecision:
     """May ``candidate`` replace ``champion``? A pure function of the two models' dense scores.
 
@@ -118,6 +122,8 @@ def decide_promotion(
         tolerance: largest allowed drop of a label's score, in the score's units (0.02 = two
             points of F1); 0 refuses any drop.
         metric: the score's name, for the reason (``f1``, ``precision``, ``recall``).
+        changes: ``{label: what changed in its annotations since the champion}``
+            (:func:`annotation_changes`), said after each regressed label in a refusal.
 
     Raises:
         PromotionError: a tolerance that is negative, not finite or above 1.
@@ -156,6 +162,8 @@ def decide_promotion(
                              f"the champion)")
             else:
                 parts.append(f"{label} {metric} {_format(after)} vs {_format(before)}")
+            if (changes or {}).get(label):
+                parts[-1] += f" (its annotations since the champion: {changes[label]})"
         reason = (f"refused: version {candidate} does worse than champion version {champion} on the dense "
                   f"annotations by more than the tolerance {tolerance:g} ({'; '.join(parts)}); the champion stays "
                   f"version {champion}")
@@ -165,6 +173,55 @@ def decide_promotion(
     reason = (f"promoted: version {candidate} is within {tolerance:g} of champion version {champion} or better on "
               f"every label of the dense annotations ({changes})")
     return PromotionDecision(True, PROMOTED, candidate, champion, reason, new, old, {}, tolerance, metric)
+
+
+def annotation_changes(before: pd.DataFrame | None, after: pd.DataFrame | None) -> dict[str, str]:
+    """``{label: words}``: how each label's training annotations changed from the champion's to
+    the candidate's (their models' ``annotation-durations.csv``, ``dataset.annotation_durations``):
+    counts of ranges and points, the kind the label is taken for (``label_kinds``), and the
+    shortest range and shortest gap between points (s), which set the ethogram's short-segment
+    filter and one-event-per-peak."""
+    from songexplorer_core.label_kinds import majority_kind
+
+    if after is None:
+        return {}
+    if before is None:
+        return {str(label): "not known (the champion's model folder has no annotation-durations.csv)"
+                for label in after["label"]}
+    old = before.set_index(before["label"].astype(str))
+    words = {}
+    for row in after.itertuples(index=False):
+        label = str(row.label)
+        if label not in old.index:
+            words[label] = f"new label ({_count(row.ranges, row.points)})"
+            continue
+        was = old.loc[label]
+        said = []
+        if (int(was["ranges"]), int(was["points"])) != (int(row.ranges), int(row.points)):
+            said.append(f"{_count(was['ranges'], was['points'])} -> {_count(row.ranges, row.points)}")
+        kind_before = majority_kind(int(was["points"]), int(was["ranges"]))
+        kind_after = majority_kind(int(row.points), int(row.ranges))
+        mixed_before, mixed_after = bool(was["points"] and was["ranges"]), bool(row.points and row.ranges)
+        if kind_before != kind_after:
+            said.append(f"taken for {kind_before or 'neither kind'} -> {kind_after or 'neither kind'}")
+        elif mixed_after and not mixed_before:
+            said.append(f"now annotated both as ranges and as points (still taken for {kind_after}, the majority)")
+        for column, what in (("shortest_range_s", "shortest range"), ("shortest_gap_s", "shortest gap between points")):
+            if column in old.columns and hasattr(row, column):
+                a, b = float(was[column]), float(getattr(row, column))
+                if not (math.isnan(a) and math.isnan(b)) and not math.isclose(a, b, abs_tol=1e-9):
+                    said.append(f"{what} {_seconds(a)} -> {_seconds(b)}")
+        words[label] = ", ".join(said) if said else f"unchanged ({_count(row.ranges, row.points)})"
+    return words
+
+
+def _count(ranges, points) -> str:
+    ranges, points = int(ranges), int(points)
+    return f"{ranges} range{'s' if ranges != 1 else ''} and {points} point{'s' if points != 1 else ''}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f} s" if _finite(value) else "none"
 
 
 def current_champion(config: TrackingConfig) -> str | None:
@@ -196,8 +253,9 @@ def pinned_decision(decision: PromotionDecision, pinned: str) -> PromotionDecisi
 
 def apply_decision(config: TrackingConfig, decision: PromotionDecision) -> str | None:
     """Carry out a decision in the registry: point ``champion`` at the candidate when it is
-    promoted (unless a version is pinned), and tag the candidate's version with the outcome and
-    the reason (tags ``promotion`` and ``promotion_reason``). Returns the champion afterwards.
+    promoted (unless a version is pinned), and record the outcome and the reason on the
+    candidate's version (``tracking.record_outcome``: tags ``promotion`` and ``promotion_reason``,
+    the end of its description). Returns the champion afterwards.
 
     Raises:
         mlflow.exceptions.MlflowException: the candidate version does not exist.
@@ -207,15 +265,14 @@ def apply_decision(config: TrackingConfig, decision: PromotionDecision) -> str |
     pinned = pinned_version(config)
     if pinned is not None and decision.outcome != PINNED:
         decision = pinned_decision(decision, pinned)
-    client.set_model_version_tag(name, decision.candidate, OUTCOME_TAG, decision.outcome)
-    client.set_model_version_tag(name, decision.candidate, REASON_TAG, decision.reason[:4900])
+    record_outcome(config, decision.candidate, decision.outcome, decision.reason)
     if decision.promote and pinned is None:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, decision.candidate)
     return current_champion(config)
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "FIRST", "GATE_DECIDES", "OUTCOME_TAG", "PINNED", "PROMOTED", "PromotionDecision",
+    "DEFAULT_TOLERANCE", "FIRST", "annotation_changes", "GATE_DECIDES", "OUTCOME_TAG", "PINNED", "PROMOTED", "PromotionDecision",
     "PromotionError", "REASON_TAG", "REFUSED", "apply_decision", "current_champion", "decide_promotion",
     "pinned_decision", "pinned_version",
 ]

@@ -3,7 +3,8 @@
 :func:`promotion_gate` is the whole gate (``songexplorer_core.promotion`` holds the rule): it
 scores the candidate's ethogram on the dense annotations (``dense_set.score_model``), logs those
 scores to the candidate's MLflow run, scores the champion the same way, decides
-(``decide_promotion``, a person's pin first) and carries the decision out in the registry
+(``decide_promotion``, a person's pin first; a refusal says, per label, what changed in its
+annotations since the champion: ``promotion.annotation_changes``) and carries the decision out in the registry
 (``apply_decision``). Without dense annotators the gate is skipped. A candidate that cannot be
 scored is refused unless there is no champion yet; a champion that cannot be scored any more is
 compared with nothing.
@@ -70,10 +71,11 @@ def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candi
         champion_bundle: returns ``(version, folder)`` of the current champion, downloaded.
         log: something with ``info(str)`` and ``warning(str)``.
     """
+    from songexplorer_core.ethogram import read_annotation_durations
     from songexplorer_core.models import load_trained_model
     from songexplorer_core.promotion import (
-        REFUSED, PromotionDecision, apply_decision, current_champion, decide_promotion, pinned_decision,
-        pinned_version,
+        REFUSED, PromotionDecision, annotation_changes, apply_decision, current_champion, decide_promotion,
+        pinned_decision, pinned_version,
     )
     from songexplorer_core.tracking import log_metrics_to_run
 
@@ -110,10 +112,11 @@ def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candi
         return GateResult(decision=decision, champion=after, seconds=time.monotonic() - started)
 
     log_metrics_to_run(tracking, candidate_run_id, headline_metrics(candidate))
-    champion_scores = None
+    champion_scores, changes = None, {}
     if champion is not None and champion != str(candidate_version):
         try:
             version, bundle = champion_bundle()
+            changes = annotation_changes(read_annotation_durations(bundle), read_annotation_durations(candidate_bundle))
             champion_scores = score_model(load_trained_model(bundle), bundle, project=project, settings=settings,
                                           dense=dense, annotations_by=annotations_by, version=version, log=log,
                                           method=method, min_segment_fraction=min_segment_fraction,
@@ -125,7 +128,7 @@ def promotion_gate(tracking, project: Project, settings: DenseSettings, *, candi
                             f"({type(error).__name__}: {error}); the candidate is compared with nothing")
             champion_scores = {}
     decision = decide_promotion(candidate["f1"].to_dict(), champion_scores, candidate=candidate_version,
-                                champion=champion, tolerance=settings.promotion_tolerance)
+                                champion=champion, tolerance=settings.promotion_tolerance, changes=changes)
     if pinned is not None:
         decision = pinned_decision(decision, pinned)
     after = apply_decision(tracking, decision)

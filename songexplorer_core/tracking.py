@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 CHAMPION_ALIAS = "champion"
@@ -26,6 +29,52 @@ PINNED_TAG = "pinned_champion_version"
 DEFAULT_CHAMPION_METRIC = "validation_f1_macro"
 #: Artifact folder, inside each run, holding the model exactly as songexplorer_core saves it.
 MODEL_FOLDER_ARTIFACT = "trained_model"
+#: Experiment tag declaring what an experiment holds (MLflow 3: ``genai_development`` or
+#: ``custom_model_development``, the "Machine learning" kind); set on the project's experiment.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: Query of every UI link made here. MLflow 3.17's UI chooses an experiment's landing page from a
+#: "workflow type" that defaults to GenAI (traces, an assistant) and is read first from this
+#: parameter, then from the browser's storage; the experiment tag above is not consulted by it
+#: (mlflow/server/js, the experiment page's kind hook), so links carry the parameter.
+ML_VIEW_QUERY = "workflowType=machine_learning"
+#: Run tags linking a training to the Dagster run that made it.
+DAGSTER_RUN_ID_TAG, DAGSTER_RUN_URL_TAG = "songexplorer.dagster_run_id", "songexplorer.dagster_run_url"
+#: Model-version tags with the promotion outcome and its reason in words (:func:`record_outcome`).
+OUTCOME_TAG, REASON_TAG = "promotion", "promotion_reason"
+#: Starts the paragraph :func:`record_outcome` writes into a model version's description.
+PROMOTION_HEADING = "**Promotion:**"
+#: Run tag with the labels annotated both as ranges and as points (``label_kinds``), if any.
+MIXED_KINDS_TAG = "songexplorer.mixed_label_kinds"
+
+#: MLflow draws a run's metrics as charts grouped in sections named by the part of a metric's key
+#: before its last ``/``, sections in alphabetical order and keys without ``/`` last ("Model
+#: metrics"), charts in a section alphabetical (mlflow/server/js: the charts' section utility).
+#: :func:`metric_key` gives the project's metric names keys in numbered sections so the scores
+#: people decide by come first: F1 per label, then the loss and accuracy curves, then precision
+#: and recall per label; counts (checkpoint, parameters, seconds) stay in the last section.
+METRIC_SECTIONS = {"f1": "1 F1", "loss": "2 loss", "accuracy": "3 accuracy", "precision": "4 precision",
+                   "recall": "5 recall"}
+_METRIC_NAME = re.compile(r"^(train|validation|dense)_(f1|loss|accuracy|precision|recall)(?:_(.+))?$")
+
+
+def metric_key(name: str) -> str:
+    """The MLflow key of one of the project's metric names: ``validation_f1_<label>`` ->
+    ``"1 F1/validation <label>"``, ``dense_f1_macro`` -> ``"1 F1/dense macro"``, ``validation_f1``
+    -> ``"1 F1/validation overall"``, ``train_loss`` -> ``"2 loss/train"``,
+    ``validation_recall_<label>`` -> ``"5 recall/validation <label>"``; any other name is kept."""
+    match = _METRIC_NAME.match(name)
+    if match is None:
+        return name
+    split, measure, rest = match.groups()
+    if rest is None and measure in ("f1", "precision", "recall"):
+        rest = "overall"
+    return f"{METRIC_SECTIONS[measure]}/{split}{' ' + rest if rest else ''}"
+
+
+def run_metric(metrics: Mapping[str, float], name: str, default: float = math.nan) -> float:
+    """Metric ``name`` of a run's ``data.metrics``, under its key (:func:`metric_key`) or, for runs
+    logged before the keys had sections, under the name itself."""
+    return float(metrics.get(metric_key(name), metrics.get(name, default)))
 
 
 class TrackingError(RuntimeError):
@@ -67,7 +116,11 @@ class TrackingConfig:
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW_QUERY}"
+
+    def experiment_url(self, experiment_id: str) -> str:
+        """The experiment's page, opening on its training runs (:data:`ML_VIEW_QUERY`)."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}?{ML_VIEW_QUERY}"
 
 
 @dataclass(frozen=True)
@@ -82,11 +135,49 @@ class TrackedModel:
 
 
 def _experiment_id(config: TrackingConfig) -> str:
+    """The project's experiment (created if missing), declared a model-training experiment."""
     client = config.client()
     experiment = client.get_experiment_by_name(config.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(config.experiment, artifact_location=config.artifact_location)
+    if experiment is None:
+        return client.create_experiment(config.experiment, artifact_location=config.artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if (experiment.tags or {}).get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+def experiment_url(config: TrackingConfig) -> str:
+    """Address of the project's experiment in the MLflow UI, on its training runs (the experiment
+    is created, as a model-training experiment, if it does not exist yet)."""
+    return config.experiment_url(_experiment_id(config))
+
+
+def training_run_name(*, recipe: str, labels: Sequence[str], when: datetime | None = None) -> str:
+    """What a training run is, for its name: recipe, labels and local time, e.g.
+    ``"default recipe · mel-pulse+mel-sine · 2026-12-03 12:40"`` (more than three labels are
+    counted). :func:`log_training_run` puts the model version in front once it is registered."""
+    labels = list(labels)
+    what = "+".join(labels) if len(labels) <= 3 else f"{len(labels)} labels"
+    return f"{recipe} recipe · {what} · {(when or datetime.now()).strftime('%Y-%m-%d %H:%M')}"
+
+
+def keras_signature(keras_model, example: np.ndarray):
+    """MLflow's input/output signature of a Keras model from one example input
+    (``mlflow.models.infer_signature``), with the dimensions Keras leaves free (batch, tics) as
+    -1: any length."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    output = np.asarray(keras_model(example, training=False))
+    inferred = infer_signature(example, output)
+
+    def free(schema, shape):
+        (spec,) = schema.inputs
+        dims = tuple(-1 if d is None else int(d) for d in shape)
+        return Schema([TensorSpec(spec.type, dims, spec.name)])
+
+    return ModelSignature(inputs=free(inferred.inputs, keras_model.input_shape),
+                          outputs=free(inferred.outputs, keras_model.output_shape))
 
 
 def flatten_params(params: Mapping, prefix: str = "") -> dict[str, str]:
@@ -122,6 +213,8 @@ def log_training_run(
     tags: Mapping[str, str] | None = None,
     run_name: str | None = None,
     champion_metric: str = DEFAULT_CHAMPION_METRIC,
+    description: str = "",
+    signature_example: np.ndarray | None = None,
 ) -> TrackedModel:
     """Log one training as an MLflow run and register its model as a new version.
 
@@ -135,7 +228,15 @@ def log_training_run(
         keras_model: the Keras model, also logged in MLflow's Keras flavour (loadable with
             ``mlflow.keras.load_model``) and registered; if ``None`` the folder is registered.
         artifacts: further files or folders (plots, thresholds, confusion matrices).
+        run_name: what the training is (:func:`training_run_name`); the run is named
+            ``v<version> · <run_name>`` once its model version is registered.
         champion_metric: run metric that decides the champion alias afterwards.
+        description: markdown shown as the run's and the model version's description (what was
+            trained on what, links); the version's later gets its promotion outcome.
+        signature_example: one input of ``keras_model`` (batch, tics, channels), from which the
+            registered model's signature is inferred (:func:`keras_signature`).
+
+    Metric names go to MLflow under :func:`metric_key` (sections that put F1 first).
     """
     import mlflow
 
@@ -152,10 +253,12 @@ def log_training_run(
                     continue
                 for step, value in zip(history["step"], history[column]):
                     if _finite(value):
-                        mlflow.log_metric(column, float(value), step=int(step))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
+                        mlflow.log_metric(metric_key(column), float(value), step=int(step))
+        mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items() if _finite(v)})
         if tags:
             mlflow.set_tags(dict(tags))
+        if description:
+            mlflow.set_tag("mlflow.note.content", description)
         mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_FOLDER_ARTIFACT)
         for artifact in artifacts:
             artifact = Path(artifact)
@@ -166,7 +269,9 @@ def log_training_run(
         if keras_model is not None:
             import mlflow.keras
 
-            info = mlflow.keras.log_model(keras_model, name="model", registered_model_name=config.registered_model)
+            signature = None if signature_example is None else keras_signature(keras_model, signature_example)
+            info = mlflow.keras.log_model(keras_model, name="model", registered_model_name=config.registered_model,
+                                          signature=signature)
             version = str(info.registered_model_version)
         else:
             # MLflow 3 resolves runs:/ URIs to LoggedModels only; register the folder's artifact URI.
@@ -180,7 +285,14 @@ def log_training_run(
                 client.create_model_version(config.registered_model, source, run_id=run.info.run_id).version
             )
         run_id = run.info.run_id
+    client = config.client()
+    if run_name:
+        client.update_run(run_id, name=f"v{version} · {run_name}")
+    if description:
+        client.update_model_version(config.registered_model, version, description=description)
     champion = update_champion(config, metric=champion_metric)
+    if champion is not None:  # the metric decided (the promotion gate records its own outcome)
+        record_outcome(config, version, *_metric_outcome(config, version, champion, champion_metric))
     return TrackedModel(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -197,7 +309,7 @@ def model_versions(config: TrackingConfig, metric: str = DEFAULT_CHAMPION_METRIC
     for version in client.search_model_versions(f"name='{config.registered_model}'"):
         value = float("nan")
         if version.run_id:
-            value = client.get_run(version.run_id).data.metrics.get(metric, float("nan"))
+            value = run_metric(client.get_run(version.run_id).data.metrics, metric)
         rows.append(
             {
                 "version": str(version.version),
@@ -231,6 +343,39 @@ def update_champion(config: TrackingConfig, metric: str = DEFAULT_CHAMPION_METRI
     best = versions.assign(v=versions["version"].astype(int)).sort_values([metric, "v"]).iloc[-1]
     client.set_registered_model_alias(config.registered_model, CHAMPION_ALIAS, best["version"])
     return str(best["version"])
+
+
+def _metric_outcome(config: TrackingConfig, version: str, champion: str, metric: str) -> tuple[str, str]:
+    """``(outcome, reason)`` of ``version`` when ``metric`` chose ``champion``."""
+    versions = model_versions(config, metric).set_index("version")
+    mine = versions[metric].get(version, math.nan)
+    if champion == version:
+        return "champion", (f"champion: version {version} has the best {metric} "
+                            f"({_fmt(mine)}) of the registered versions")
+    pinned = config.client().get_registered_model(config.registered_model).tags.get(PINNED_TAG)
+    if pinned == champion:
+        return "kept out", f"kept out: the champion is pinned to version {champion} by a person"
+    return "kept out", (f"kept out: its {metric} {_fmt(mine)} is below champion version {champion}'s "
+                        f"{_fmt(versions[metric].get(champion, math.nan))}")
+
+
+def _fmt(value) -> str:
+    return f"{float(value):.3f}" if _finite(value) else "undefined"
+
+
+def record_outcome(config: TrackingConfig, version: str | int, outcome: str, reason: str) -> None:
+    """Write a version's promotion outcome where MLflow shows it: the tags ``promotion`` and
+    ``promotion_reason``, and a "Promotion" paragraph at the end of its description (replacing
+    an earlier one)."""
+    client = config.client()
+    name, version = config.registered_model, str(version)
+    client.set_model_version_tag(name, version, OUTCOME_TAG, outcome)
+    client.set_model_version_tag(name, version, REASON_TAG, reason[:4900])
+    description = client.get_model_version(name, version).description or ""
+    description = description.split(PROMOTION_HEADING)[0].rstrip()
+    client.update_model_version(name, version, description=(
+        f"{description}\n\n{PROMOTION_HEADING} {reason}" if description else f"{PROMOTION_HEADING} {reason}"))
+
 
 
 def pin_champion(config: TrackingConfig, version: str | int | None) -> str | None:
@@ -279,7 +424,7 @@ def log_metrics_to_run(config: TrackingConfig, run_id: str, metrics: Mapping[str
     client = config.client()
     for key, value in metrics.items():
         if _finite(value):
-            client.log_metric(run_id, key, float(value))
+            client.log_metric(run_id, metric_key(key), float(value))
 
 
 def describe(tracked: TrackedModel) -> str:

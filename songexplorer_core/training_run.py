@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Files of a replicate's model folder logged as artifacts of the run.
@@ -32,6 +32,8 @@ class TrainingRun:
         per_label_f1: ``{label: validation F1}`` of the best checkpoint.
         tracked: ``tracking.TrackedModel`` (run id, version, URL).
         train_seconds: wall time of the training, seconds.
+        kind_notes: labels annotated both as ranges and as points, with file, line and fix
+            (``label_kinds.mixed_kind_notes``); empty when every label is one kind.
     """
 
     result: object
@@ -44,6 +46,7 @@ class TrainingRun:
     per_label_f1: dict[str, float]
     tracked: object
     train_seconds: float
+    kind_notes: list[str] = field(default_factory=list)
 
 
 def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
@@ -67,7 +70,7 @@ def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
 
 def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tuple[float, ...] = (1.0,),
                   champion_metric: str, tags: dict[str, str] | None = None, run_name: str | None = None,
-                  progress=None) -> TrainingRun:
+                  recipe: str = "", links: str = "", progress=None) -> TrainingRun:
     """Train on ``ground`` (``dataset.GroundTruth``) with ``train_config`` into ``run_dir``,
     keep the replicate with the best mean validation F1, bundle its best checkpoint into
     ``run_dir/model`` and log it all to ``tracking`` as one run and registered version.
@@ -75,6 +78,9 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
     Args:
         ratios: precision/recall ratios of the thresholds files.
         champion_metric: passed to ``log_training_run`` (``promotion.GATE_DECIDES`` leaves the alias).
+        run_name: the MLflow run's name; by default what it is (``tracking.training_run_name``:
+            ``recipe``, labels, time), behind the model version.
+        links: markdown added to the run's and version's description (e.g. the Dagster run).
         progress: called with each ``train.TrainProgress``.
     """
     import numpy as np
@@ -82,7 +88,8 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
     from songexplorer_core import accuracy as A
     from songexplorer_core import models as M
     from songexplorer_core import train as T
-    from songexplorer_core.tracking import log_training_run
+    from songexplorer_core.label_kinds import mixed_kind_notes
+    from songexplorer_core.tracking import MIXED_KINDS_TAG, log_training_run, training_run_name
 
     started = time.monotonic()
     result = T.train(ground, train_config, run_dir, progress=progress)
@@ -111,6 +118,23 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
         **{f"validation_precision_{label}": float(best.precision[i]) for i, label in enumerate(best.labels)},
         **{f"validation_recall_{label}": float(best.recall[i]) for i, label in enumerate(best.labels)},
     }
+    labels = list(best.labels)
+    frame = ground.intervals[ground.intervals["kind"].isin(train_config.kinds_to_use)]
+    kind_notes = mixed_kind_notes(frame, labels, ground.root)
+    tags = dict(tags or {})
+    if kind_notes:
+        tags[MIXED_KINDS_TAG] = "; ".join(n for n in kind_notes if n.startswith("label "))[:4900]
+    counts = {label: sum(int(c.get(label, 0)) for c in result.counts.values()) for label in labels}
+    description = "\n".join([
+        f"SongExplorer's network, {recipe or 'custom'} recipe, trained on {sum(counts.values())} annotations "
+        f"({', '.join(f'{label} {n}' for label, n in counts.items())}); best checkpoint {best.checkpoint}, "
+        f"{nparams} parameters, {train_seconds:.0f} s.",
+        "",
+        "Validation F1 per label: " + ", ".join(f"{label} {value:.3f}" for label, value in per_label.items()) + ".",
+        *([""] + [f"- {note}" for note in kind_notes] if kind_notes else []),
+        *(["", links] if links else []),
+    ])
+    geometry_tics = trained.input_tics(2)
     tracked = log_training_run(
         tracking,
         params={**train_config.to_dict(), "precision_recall_ratios": list(ratios), "replicate_kept": replicate.replicate},
@@ -119,10 +143,12 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
         model_dir=bundle,
         keras_model=trained.keras_model,
         artifacts=[replicate.model_dir / name for name in RUN_ARTIFACTS],
-        tags=tags or {},
-        run_name=run_name,
+        tags=tags,
+        run_name=run_name or training_run_name(recipe=recipe or "custom", labels=labels),
         champion_metric=champion_metric,
+        description=description,
+        signature_example=np.zeros((1, geometry_tics, trained.nchannels), np.float32),
     )
     return TrainingRun(result=result, report=report, model_dir=replicate.model_dir, bundle=bundle, trained=trained,
                        nparams=nparams, metrics=metrics, per_label_f1=per_label, tracked=tracked,
-                       train_seconds=train_seconds)
+                       train_seconds=train_seconds, kind_notes=kind_notes)

@@ -87,6 +87,10 @@ def _default_ui_url() -> str:
     return os.environ.get("SONGEXPLORER_MLFLOW_UI", "http://127.0.0.1:5000")
 
 
+def _default_dagster_ui_url() -> str:
+    return os.environ.get("SONGEXPLORER_DAGSTER_UI") or "http://127.0.0.1:3000"
+
+
 class MlflowResource(dg.ConfigurableResource):
     """Where every trained model is logged (one experiment and one registered model per project)."""
 
@@ -102,6 +106,15 @@ class MlflowResource(dg.ConfigurableResource):
         default_factory=_default_ui_url,
         description="Address of the MLflow UI, for links in asset metadata (SONGEXPLORER_MLFLOW_UI).",
     )
+    dagster_ui_url: str = Field(
+        default_factory=_default_dagster_ui_url,
+        description="Address of the Dagster UI, for the link from each MLflow run back to the Dagster run that "
+                    "made it (SONGEXPLORER_DAGSTER_UI).",
+    )
+
+    def dagster_run_url(self, run_id: str) -> str:
+        """The Dagster UI's page of run ``run_id``."""
+        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
 
     def tracking(self, project_root: str | os.PathLike) -> TrackingConfig:
         """The tracking configuration for the project at ``project_root``."""

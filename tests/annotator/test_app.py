@@ -344,3 +344,20 @@ def test_the_cluster_jobs_named_are_the_dagster_jobs_that_write_the_cluster_file
         assert ["cluster"] in [key.path for key in getattr(jobs, name).selection.selected_keys], name
     workspace = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())
     assert [entry["python_module"]["location_name"] for entry in workspace["load_from"]] == [DAGSTER_LOCATION]
+
+
+def test_a_gesture_of_the_other_kind_is_told_which_gesture_fits_the_label(app):
+    # the demo annotates mel-pulse with points and mel-sine with ranges (songexplorer_core.label_kinds)
+    app.labels.inputs[4].value_input = "mel-pulse"
+    app.recording_view.drag(1.0, 1.2)
+    message = app.shared.message.object
+    assert "label &#x27;mel-pulse&#x27; is annotated as points elsewhere (0 ranges, " in message
+    assert "double-click the sound in the lower half to make a point instead" in message
+    app.recording_view.undo()
+    app.labels.inputs[4].value_input = "mel-sine"
+    app.recording_view.double_click(2.0, upper=False)
+    assert "drag across the sound to make a range instead" in app.shared.message.object
+    app.recording_view.undo()
+    app.shared.show_info("")
+    app.recording_view.drag(3.0, 3.4)  # a range of a range label: nothing to say
+    assert app.shared.message.object == ""

@@ -403,3 +403,16 @@ def test_labels_to_learn_leave_out_not_labels():
     frame = intervals_frame("a.wav", [1, 2, 3, 4], [1, 2, 9, 9], "annotated",
                             ["mel-pulse", "mel-pulse", "not_mel-pulse", "mel-sine"])
     assert D.labels_to_learn(frame) == ["mel-pulse", "mel-sine"]
+
+
+def test_a_label_annotated_both_ways_is_reported_with_file_and_line_and_taken_for_its_majority(tmp_path):
+    rows = many_rows(6, "mel-sine", length=100) + [(4000, 4000, "mel-sine")] + many_rows(4, "mel-pulse", first=9000)
+    gt = ground_truth(tmp_path, {"a.wav": rows})
+    ds = D.make_dataset(gt, labels_to_use=["mel-sine", "mel-pulse"], geometry=GEOMETRY, validation_percentage=0)
+    mixed = [note for note in ds.notes if "mel-sine" in note]
+    assert mixed[0].startswith("label 'mel-sine' is annotated as ranges (6 ranges, 1 point): treated as ranges")
+    assert mixed[1].startswith(f"{gt / 'a.wav-annotated-person1.csv'}: line 7: label 'mel-sine' is annotated as "
+                               f"ranges elsewhere") and "make row 7 a range" in mixed[1]
+    assert not any("mel-pulse" in note for note in ds.notes)
+    table = D.annotation_durations(ds).set_index("label")
+    assert (table.loc["mel-sine", "kind"], table.loc["mel-pulse", "kind"]) == ("ranges", "points")

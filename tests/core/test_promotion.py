@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from songexplorer_core.promotion import (
-    FIRST, GATE_DECIDES, OUTCOME_TAG, PINNED, PROMOTED, REASON_TAG, REFUSED, PromotionError, apply_decision,
-    current_champion, decide_promotion, pinned_version,
+    FIRST, GATE_DECIDES, OUTCOME_TAG, PINNED, PROMOTED, REASON_TAG, REFUSED, PromotionError, annotation_changes,
+    apply_decision, current_champion, decide_promotion, pinned_version,
 )
 from songexplorer_core.tracking import TrackingConfig, log_training_run, pin_champion
 
@@ -100,3 +100,29 @@ def test_a_pinned_champion_is_never_moved_by_the_gate(config, tmp_path):
     assert apply_decision(config, decision) == "1"
     tags = config.client().get_model_version(config.registered_model, "2").tags
     assert tags[OUTCOME_TAG] == PINNED and "pinned to version 1" in tags[REASON_TAG]
+
+
+def test_a_refusal_names_the_label_its_score_and_what_changed_in_its_annotations():
+    # issue 12: one point on mel-sine (otherwise ranges); dense sine F1 fell from 1.000 to 0.075
+    columns = ["label", "points", "ranges", "kind", "shortest_range_s", "median_range_s", "shortest_gap_s"]
+    before = pd.DataFrame([["mel-pulse", 32, 0, "points", math.nan, math.nan, 0.03],
+                           ["mel-sine", 0, 32, "ranges", 0.112, 0.4, math.nan]], columns=columns)
+    after = pd.DataFrame([["mel-pulse", 32, 0, "points", math.nan, math.nan, 0.03],
+                          ["mel-sine", 1, 32, "ranges", 0.112, 0.4, math.nan],
+                          ["hum", 0, 3, "ranges", 0.5, 0.5, math.nan]], columns=columns)
+    changes = annotation_changes(before, after)
+    assert changes["mel-sine"] == ("32 ranges and 0 points -> 32 ranges and 1 point, now annotated both as ranges "
+                                   "and as points (still taken for ranges, the majority)")
+    assert changes["mel-pulse"] == "unchanged (0 ranges and 32 points)"
+    assert changes["hum"] == "new label (3 ranges and 0 points)"
+    shorter = annotation_changes(before, before.assign(shortest_range_s=[math.nan, 0.02]))
+    assert shorter["mel-sine"] == "shortest range 0.112 s -> 0.020 s"
+    flipped = annotation_changes(before, before.assign(points=[32, 40]))
+    assert flipped["mel-sine"].endswith("taken for ranges -> points")
+    assert "not known" in annotation_changes(None, after)["mel-sine"]
+    decision = decide_promotion({"mel-pulse": 0.95, "mel-sine": 0.075}, {"mel-pulse": 0.95, "mel-sine": 1.0},
+                                candidate=2, champion=1, changes=changes)
+    assert not decision.promote
+    assert ("(mel-sine f1 0.075 vs 1.000 (its annotations since the champion: 32 ranges and 0 points -> 32 ranges "
+            "and 1 point, now annotated both") in decision.reason
+    assert "mel-pulse" not in decision.reason  # only regressed labels are named

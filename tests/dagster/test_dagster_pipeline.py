@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 
 from songexplorer_core.demo import make_demo_project
-from songexplorer_core.tracking import CHAMPION_ALIAS, model_versions
+from songexplorer_core.tracking import (
+    CHAMPION_ALIAS, DAGSTER_RUN_ID_TAG, DAGSTER_RUN_URL_TAG, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MIXED_KINDS_TAG,
+    model_versions,
+)
 from songexplorer_dagster.defs.annotations.assets import annotations, ground_truth
 from songexplorer_dagster.defs.detection.assets import detections
 from songexplorer_dagster.defs.model.assets import accuracy_report, trained_model
@@ -64,6 +67,26 @@ def test_the_whole_supervised_loop_materialises(demo, instance):
     tracking = resources["mlflow"].tracking(project.root)
     versions = model_versions(tracking)
     assert versions["version"].tolist() == ["1"] and CHAMPION_ALIAS in versions["aliases"].iloc[0]
+    # MLflow as a model-training tool: named runs linked both ways, a described version with a signature
+    client = tracking.client()
+    run = client.get_run(versions["run_id"].iloc[0])
+    assert run.info.run_name.startswith("v1 · default recipe · ambient+mel-pulse+mel-sine · ")
+    assert run.data.tags[DAGSTER_RUN_ID_TAG] == result.run_id
+    assert run.data.tags[DAGSTER_RUN_URL_TAG] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert f"(http://127.0.0.1:3000/runs/{result.run_id})" in run.data.tags["mlflow.note.content"]
+    assert MIXED_KINDS_TAG not in run.data.tags and "one kind" in meta["mixed_label_kinds"].value
+    assert "1 F1/validation mel-sine" in run.data.metrics and "2 loss/train" in run.data.metrics
+    assert meta["mlflow_run"].value.endswith(f"/runs/{run.info.run_id}?workflowType=machine_learning")
+    assert meta["mlflow_experiment"].value.endswith(f"/#/experiments/{run.info.experiment_id}"
+                                                    "?workflowType=machine_learning")
+    assert client.get_experiment(run.info.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    version = client.get_model_version(tracking.registered_model, "1")
+    assert version.tags["promotion"] == "champion" and "**Promotion:** champion: version 1" in version.description
+    assert version.description.startswith("SongExplorer's network, default recipe, trained on ")
+    import mlflow.models
+
+    signature = mlflow.models.get_model_info(version.source).signature
+    assert signature.inputs.inputs[0].shape == (-1, -1, 1) and signature.outputs.inputs[0].shape[-1] == 3
 
     materialize_per_recording([probabilities, ethograms], keys, instance, resources)
     for key in keys:  # every recording, annotated or not, gets probabilities and an ethogram

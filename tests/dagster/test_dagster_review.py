@@ -22,7 +22,7 @@ from songexplorer_core.demo import make_demo_project
 from songexplorer_core.promotion import OUTCOME_TAG, REASON_TAG, REFUSED
 from songexplorer_core.summaries import song_summary
 from songexplorer_core.synth import SongParams, make_song
-from songexplorer_core.tracking import CHAMPION_ALIAS, model_versions
+from songexplorer_core.tracking import CHAMPION_ALIAS, metric_key, model_versions, run_metric
 from songexplorer_dagster.defs.annotations.assets import annotations, ground_truth
 from songexplorer_core.dense_set import DenseSetError
 from songexplorer_dagster.defs.review.congruence import congruence_report
@@ -187,7 +187,7 @@ def test_the_congruence_report_scores_the_champion_on_the_dense_set_and_logs_it_
             value = float(scores.loc[label, name])
             if math.isfinite(value):
                 assert meta[f"dense_{name}_{label}"].value == pytest.approx(value)
-                assert logged[f"dense_{name}_{label}"] == pytest.approx(value)
+                assert run_metric(logged, f"dense_{name}_{label}") == pytest.approx(value)
         assert "data:image/png;base64," in meta[f"{label} sweep"].value
     folder = project.outputs / "congruence" / "v1"
     for name in ("congruence.label.mel-pulse.csv", "congruence.tic.mel-sine.csv", "congruence-scores.csv",
@@ -343,7 +343,8 @@ def test_a_model_worse_on_the_dense_set_is_refused_as_champion_with_the_reason(d
     assert CHAMPION_ALIAS in versions.loc["1", "aliases"] and CHAMPION_ALIAS not in versions.loc["2", "aliases"]
     tags = tracking.client().get_model_version(tracking.registered_model, "2").tags
     assert tags[OUTCOME_TAG] == REFUSED and tags[REASON_TAG] == check.description
-    assert "dense_f1_mel-pulse" in tracking.client().get_run(versions.loc["2", "run_id"]).data.metrics
+    assert metric_key("dense_f1_mel-pulse") in tracking.client().get_run(versions.loc["2", "run_id"]).data.metrics
+    assert "its annotations since the champion: unchanged" in check.description
     # automation re-materialises probabilities after any training; with the champion unchanged
     # they are reused, not recomputed
     npz = project.outputs / "probabilities" / "demo-1.wav-probabilities.npz"

@@ -50,7 +50,10 @@ def trained_model(
     of ``TrainingConfig`` (a recipe, any field overridden), its best checkpoint by validation F1
     and that checkpoint's per-label thresholds, logged as one MLflow run (hyperparameters, loss
     and accuracy per step, F1 per label, the Keras model) and registered as a new version of the
-    project's model (``songexplorer_core.training_run``).
+    project's model (``songexplorer_core.training_run``). The run is named by what it is (model
+    version, recipe, labels, time), links back to this Dagster run, and reports labels annotated
+    both as ranges and as points (``songexplorer_core.label_kinds``); the metadata links to the
+    run and to the experiment's training runs.
 
     Which version carries the alias ``champion`` (classification always uses it): a version a
     person pinned; else, when the ``dense_set`` resource names dense annotators, the promotion
@@ -64,7 +67,7 @@ def trained_model(
     from songexplorer_core.outputs import content_hash, read_ground_truth
     from songexplorer_core.promotion import GATE_DECIDES
     from songexplorer_core.promotion_gate import promotion_gate
-    from songexplorer_core.tracking import DEFAULT_CHAMPION_METRIC
+    from songexplorer_core.tracking import DAGSTER_RUN_ID_TAG, DAGSTER_RUN_URL_TAG, DEFAULT_CHAMPION_METRIC
     from songexplorer_core.training_run import train_and_log
 
     paths = project.project()
@@ -95,12 +98,17 @@ def trained_model(
     tracking = mlflow.tracking(paths.root)
     settings = dense_set.settings(project)
     ratios = tuple(config.precision_recall_ratios)
+    dagster_run = mlflow.dagster_run_url(context.run.run_id)
     run = train_and_log(
-        ground, config.train_config(labels), run_dir, tracking, ratios=ratios, progress=progress, run_name=stamp,
-        tags={"songexplorer.project": str(paths.root), "songexplorer.run_dir": str(run_dir)},
+        ground, config.train_config(labels), run_dir, tracking, ratios=ratios, progress=progress,
+        recipe=config.recipe, links=f"Trained by Dagster run [{context.run.run_id[:8]}]({dagster_run}).",
+        tags={"songexplorer.project": str(paths.root), "songexplorer.run_dir": str(run_dir),
+              DAGSTER_RUN_ID_TAG: context.run.run_id, DAGSTER_RUN_URL_TAG: dagster_run},
         # with a dense set the gate below moves the alias; logging must leave it alone
         champion_metric=GATE_DECIDES if settings.configured else DEFAULT_CHAMPION_METRIC)
     tracked, best = run.tracked, run.report.best
+    for note in run.kind_notes:  # a label annotated both as ranges and as points (songexplorer_core.label_kinds)
+        context.log.warning(note)
     gate = promotion_gate(tracking, paths, settings, candidate_version=tracked.version,
                           candidate_run_id=tracked.run_id, candidate_model=run.trained, candidate_bundle=run.bundle,
                           champion_bundle=lambda: mlflow.champion_bundle(paths), **ethogram.settings(),
@@ -120,6 +128,7 @@ def trained_model(
     return dg.MaterializeResult(
         metadata={
             "mlflow_run": dg.MetadataValue.url(tracked.run_url),
+            "mlflow_experiment": dg.MetadataValue.url(tracking.experiment_url(tracked.experiment_id)),
             "model_version": dg.MetadataValue.text(tracked.version),
             "champion_version": dg.MetadataValue.text(str(gate.champion)),
             "promotion": dg.MetadataValue.text(check.description or ""),
@@ -132,6 +141,8 @@ def trained_model(
             "train_seconds": dg.MetadataValue.float(round(run.train_seconds, 2)),
             "model_folder": dg.MetadataValue.path(str(run.bundle)),
             "ground_truth_hash": dg.MetadataValue.text(trained_on),
+            "mixed_label_kinds": dg.MetadataValue.md(
+                "\n".join(f"- {note}" for note in run.kind_notes) or "every label is annotated as one kind"),
         },
         check_results=[check],
     )
