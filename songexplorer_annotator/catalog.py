@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +249,16 @@ class Catalog:
         except (OSError, ValueError, KeyError):
             starts = pd.Series([], dtype=int)
         return key, (int(starts.min()) if len(starts) else None), rank
+
+
+def review_summary(reviews: Mapping[str, Review]) -> str:
+    """One line: how many recordings, and how many of them have mistakes, misses, predictions
+    and detections to review."""
+    counts = [(sum(1 for r in reviews.values() if getattr(r, name)), name) for name in
+              ("mistakes", "misses", "predictions", "detections")]
+    said = ", ".join(f"{n} with {name}" for n, name in counts if n)
+    return (f"{len(reviews)} recordings" + (f": {said}" if said else "")) if reviews \
+        else "no recordings in groundtruth/ yet"
 
 
 def _parquet_rows(path: Path) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 import panel as pn
 
-from songexplorer_annotator.catalog import REVIEW_WHAT, AccessError, Recording, Review
+from songexplorer_annotator.catalog import REVIEW_WHAT, AccessError, Recording, Review, review_summary
 from songexplorer_annotator.labels import LabelSlots
 from songexplorer_annotator.playback import Playback
 from songexplorer_annotator.plots import ContextPlots
@@ -116,13 +116,7 @@ class RecordingView:
         return options
 
     def _render_review_note(self) -> None:
-        reviews = self.reviews.values()
-        counts = [(sum(1 for r in reviews if getattr(r, name)), name) for name in
-                  ("mistakes", "misses", "predictions", "detections")]
-        said = ", ".join(f"{n} with {name}" for n, name in counts if n)
-        text = (f"{len(self.reviews)} recordings" + (f": {said}" if said else "")) if self.reviews \
-            else "no recordings in groundtruth/ yet"
-        self.review_note.object = f"<small>{html.escape(text + self._opened_note)}</small>"
+        self.review_note.object = f"<small>{html.escape(review_summary(self.reviews) + self._opened_note)}</small>"
 
     def _open_first_to_review(self) -> None:
         """No recording asked for: choose the one with the most to review, at its first such sound."""
@@ -285,8 +279,7 @@ class RecordingView:
         self._on_edit()
         # a label is annotated as ranges or as points (songexplorer_core.label_kinds): say so, with the other gesture
         if self.shared.session is not None and self.recording is not None:
-            if not hasattr(self, "_kinds"):
-                self._kinds = KindGuard(self.shared.project.groundtruth)
+            self._kinds = getattr(self, "_kinds", None) or KindGuard(self.shared.project.groundtruth)
             notice = self._kinds.notice(self.shared.session.annotations_frame(self.recording.key))
             if notice:
                 self.shared.show_info(notice)
