@@ -38,11 +38,10 @@ TEMP_SUFFIX = ".tmp"
 SHARED_MODE = 0o666
 
 
-def _create_temporary(path: Path, suffix: str) -> tuple[str, int]:
+def _create_temporary(path: Path, suffix: str) -> tuple[str, os.stat_result]:
     """Create an empty, new temporary file beside ``path`` with the permissions the umask gives
     new files (``tempfile.mkstemp`` makes them 0600, so colleagues and a service account could
-    not read a saved annotation). Returns its name and those permissions, which the finished file
-    gets back (a library writing by file name may have replaced it with one of its own modes)."""
+    not read a saved annotation). Returns its name and its ``stat`` (mode and inode)."""
     for _ in range(100):
         name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}{suffix}")
         try:
@@ -50,17 +49,18 @@ def _create_temporary(path: Path, suffix: str) -> tuple[str, int]:
         except FileExistsError:
             continue
         try:
-            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            created = os.fstat(fd)
         finally:
             os.close(fd)
-        return name, mode
+        return name, created
     raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
 
 
-def _set_mode(name: str, mode: int) -> None:
-    """Give the finished temporary file the permissions it was created with."""
-    if stat.S_IMODE(os.stat(name).st_mode) != mode:
-        os.chmod(name, mode)
+def _keep_umask_mode(name: str, created: os.stat_result) -> None:
+    """A library that writes by file name may replace the temporary file with one of its own
+    permissions: give the finished file the umask's, those it was created with."""
+    if stat.S_IMODE(os.stat(name).st_mode) != stat.S_IMODE(created.st_mode):
+        os.chmod(name, stat.S_IMODE(created.st_mode))
 
 
 @contextlib.contextmanager
@@ -69,17 +69,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
 
     On any exception the temporary file is removed and ``path`` is left untouched.
     The temporary name ends in ``.tmp`` so folder scanners can ignore it. The file gets the
-    permissions the umask gives new files (:data:`SHARED_MODE` less the umask's bits).
+    permissions the umask gives new files (:data:`SHARED_MODE` less the umask's bits), unless
+    the caller changes them on the handle (``os.fchmod``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name, shared_mode = _create_temporary(path, TEMP_SUFFIX)
+    tmp_name, _ = _create_temporary(path, TEMP_SUFFIX)
     try:
         with open(tmp_name, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        _set_mode(tmp_name, shared_mode)
         os.replace(tmp_name, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
@@ -98,10 +98,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name, shared_mode = _create_temporary(path, f"{TEMP_SUFFIX}{path.suffix}")
+    tmp_name, created = _create_temporary(path, f"{TEMP_SUFFIX}{path.suffix}")
     try:
         yield Path(tmp_name)
-        _set_mode(tmp_name, shared_mode)
+        _keep_umask_mode(tmp_name, created)
         os.replace(tmp_name, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):

@@ -43,6 +43,13 @@ def test_atomic_path_gives_the_umasks_mode_whatever_the_library_does(tmp_path, u
     assert mode(tmp_path / "b.bin") == 0o666 & ~umask
 
 
+def test_a_mode_the_caller_sets_is_kept(tmp_path, umask):
+    with atomic_write(tmp_path / "secret.txt") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write("token")
+    assert mode(tmp_path / "secret.txt") == 0o600
+
+
 def test_saved_annotations_are_readable_by_the_group_under_a_lab_umask(tmp_path, umask):
     path = write_intervals_csv(intervals_frame("rec.wav", 1, 2, "annotated", "pulse"), tmp_path / "rec.wav-annotated-p.csv")
     assert mode(path) == 0o666 & ~umask
