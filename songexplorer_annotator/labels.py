@@ -11,6 +11,7 @@ import panel as pn
 from songexplorer_annotator.catalog import Catalog
 from songexplorer_annotator.ui import Shared, locked
 from songexplorer_core.annotations import AnnotationError, find_interval_csvs, read_intervals_csv
+from songexplorer_core.labels import LabelError, check_label
 
 
 def common_labels(catalog: Catalog) -> list[str]:
@@ -47,6 +48,7 @@ class LabelSlots:
             self.inputs.append(box)
             self.count_buttons.append(count)
         self.selected: int | None = 0 if slots and slots[0] else None
+        self._refused = False  # the chosen box holds a label check_label refused (its message is shown)
         self.current_label = pn.pane.HTML("", margin=(12, 10))
         self.row = pn.Row(*[pn.Row(b, c, margin=(0, 6, 0, 0)) for b, c in zip(self.inputs, self.count_buttons)],
                           self.current_label)
@@ -61,6 +63,14 @@ class LabelSlots:
         label = ""
         if index is not None:
             label = (self.labels()[index] or "").strip()
+        try:  # a label is a name, never a path (it is saved in CSVs and becomes file names)
+            label = check_label(label, where=f"label box {index + 1}") if label else ""
+            if self._refused:
+                self.shared.show_info("")
+            self._refused = False
+        except LabelError as error:
+            self.shared.show_error(str(error))
+            self._refused, label = True, ""
         if self.shared.session is not None:
             self.shared.session.label = label
         self.render()

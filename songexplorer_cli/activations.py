@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 from songexplorer_cli.options import (
-    add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float, positive_int, progress_bar,
+    LabelsOption, add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float,
+    positive_int, progress_bar,
 )
 from songexplorer_core.activations import (
     DEFAULT_EQUALIZE_RATIO,
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--kinds", default="annotated", metavar="K1,K2",
                         help="kinds of intervals to use, e.g. annotated,missed (SongExplorer's kinds_touse; "
                         "default %(default)s)")
-    parser.add_argument("--labels", default="", metavar="A,B",
+    parser.add_argument("--labels", default="", metavar="A,B", action=LabelsOption,
                         help="labels to use, as written (SongExplorer's labels_touse; default: every label of "
                         "those kinds)")
     parser.add_argument("--equalize-ratio", type=nonnegative_float, default=DEFAULT_EQUALIZE_RATIO, metavar="R",

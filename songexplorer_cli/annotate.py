@@ -6,6 +6,7 @@ from songexplorer_cli.options import check_port_free, nonnegative_float, port_nu
 
 import sys
 
+from songexplorer_cli.options import LabelsOption
 from songexplorer_core.project import project_from_env
 
 
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
                         "asks once per browser")
     parser.add_argument("--context", type=positive_float, default=4.0,
                         help="default width of the context window, seconds (default 4)")
-    parser.add_argument("--labels", default="",
+    parser.add_argument("--labels", default="", action=LabelsOption,
                         help="comma-separated labels for the label boxes (default: the most common labels "
                         "of the project's annotations)")
     parser.add_argument("--autosave", type=nonnegative_float, default=5.0,

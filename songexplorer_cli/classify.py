@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, positive_int, progress_bar
+from songexplorer_cli.options import LabelsOption, add_compute_options, configure_compute_from, positive_int, progress_bar
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True, metavar="CKPT_DIR",
                         help="trained-model folder, e.g. <train dir>/ckpt-300 (model.keras + model.json)")
     parser.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs (created if missing)")
-    parser.add_argument("--labels", metavar="A,B,C",
+    parser.add_argument("--labels", metavar="A,B,C", action=LabelsOption,
                         help="labels the --prevalences refer to, in their order; must be the model's "
                         "labels in any order (default: the model's labels.txt order)")
     parser.add_argument("--prevalences", metavar="X,Y,Z",

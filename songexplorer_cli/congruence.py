@@ -22,9 +22,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from songexplorer_cli.options import LabelsOption
 from songexplorer_core.annotations import concat_intervals, find_interval_csvs, parse_csv_name, read_intervals_csv
 from songexplorer_core.congruence import ABSENT, PORTIONS, SPANS, CongruenceError
 from songexplorer_core.congruence_report import congruence_report
+from songexplorer_core.models.folders import read_labels_txt
 
 
 def register(subparsers) -> None:
@@ -45,7 +47,7 @@ def register(subparsers) -> None:
                         "<wav>-annotated-<name>.csv)")
     parser.add_argument("--annotators", metavar="NAME1,NAME2",
                         help="only these annotators (the <name> of <wav>-annotated-<name>.csv; default all)")
-    parser.add_argument("--labels", metavar="L1,L2", help="labels to compare (default: every label annotated)")
+    parser.add_argument("--labels", metavar="L1,L2", action=LabelsOption, help="labels to compare (default: every label annotated)")
     parser.add_argument("--topath", metavar="DIR",
                         help="output folder (default GROUNDTRUTH/congruence-<YYYYMMDDTHHMMSS>)")
     parser.add_argument("--portion", choices=PORTIONS, default="union",
@@ -199,7 +201,7 @@ def run(args) -> int:
         checkpoint = match.group(1) if match else None
     target = model_dir if model_dir is not None and model_dir.is_dir() else topath
     labels_file = target / "labels.txt"
-    order = labels_file.read_text(encoding="utf-8").split() if labels_file.is_file() else None
+    order = read_labels_txt(labels_file) if labels_file.is_file() else None
     bar = []
 
     def progress(_):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from songexplorer_cli.options import LabelsOption
 from songexplorer_core.annotations import read_intervals_csv
 from songexplorer_core.misses import misses_from_csvs
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
                         help="interval CSVs, comma-separated or as separate arguments, normally "
                         "<wav>-detected.csv and <wav>-predicted.csv")
     parser.add_argument("--out-dir", metavar="DIR", help="where to write (default: the first CSV's folder)")
-    parser.add_argument("--detected-labels", metavar="L1,L2",
+    parser.add_argument("--detected-labels", metavar="L1,L2", action=LabelsOption,
                         help="only detections of these labels count, e.g. time,frequency (default all)")
     parser.add_argument("--quirks", action="store_true",
                         help="reproduce SongExplorer exactly: drop misses touching the first or last tic "

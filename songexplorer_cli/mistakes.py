@@ -9,7 +9,9 @@ output stored in an activations file.
 
 from __future__ import annotations
 
-from songexplorer_cli.options import add_compute_options, configure_compute_from, fraction, positive_int, progress_bar
+from songexplorer_cli.options import (
+    LabelsOption, add_compute_options, configure_compute_from, fraction, positive_int, progress_bar,
+)
 
 
 def register(subparsers) -> None:
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
                         help="where to write <subdir>/<wav>-mistakes.csv")
     parser.add_argument("--kinds", default="annotated", metavar="K1,K2",
                         help="kinds of intervals judged (default %(default)s)")
-    parser.add_argument("--labels", default="", metavar="A,B",
+    parser.add_argument("--labels", default="", metavar="A,B", action=LabelsOption,
                         help="labels judged (default: every label the model outputs, and not_<label> for "
                         "overlapped models)")
     parser.add_argument("--threshold", type=fraction, default=0.5,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def add_compute_options(parser) -> None:
     """``--device`` and ``--threads`` for commands that run TensorFlow (a parser or group)."""
@@ -102,3 +104,26 @@ def check_port_free(address: str, port: int) -> None:
                 raise OSError(errno.EADDRINUSE, f"port {port} on {address} is already in use",
                               f"{address}:{port}") from None
             raise
+
+
+class LabelsOption(argparse.Action):
+    """The action of flags that take labels (``--labels mel-pulse,ambient``): every label is
+    checked (``songexplorer_core.labels.check_label``: a name, never a path), so a bad one stops
+    the command before it starts with argparse's usage error naming the flag. Stores the labels
+    joined by commas, without the spaces around them or empty items. ``single=True``: the flag
+    takes one label or label prefix (``--overlapped-prefix not_``)."""
+
+    def __init__(self, *args, single: bool = False, **kwargs):
+        self.single = single
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from songexplorer_core.labels import LabelError, check_label, parse_labels
+
+        # argparse hands over a list for a value it took apart (``--labels=--``)
+        text = ",".join(values) if isinstance(values, list) else str(values)
+        try:
+            value = check_label(text.strip()) if self.single else ",".join(parse_labels(text))
+        except LabelError as error:
+            parser.error(f"argument {option_string}: {error}")
+        setattr(namespace, self.dest, value)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from songexplorer_cli.options import LabelsOption
 from songexplorer_core.annotations import concat_intervals, read_intervals_csv
 from songexplorer_core.summaries import SummaryError, write_summaries
 
@@ -31,8 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, metavar="DIR", help="where to write the tables and the plot")
     parser.add_argument("--kinds", metavar="K1,K2",
                         help="only rows of these kinds, e.g. predicted (default: all rows)")
-    parser.add_argument("--labels", metavar="L1,L2", help="labels to summarise (default: all in the CSVs)")
-    parser.add_argument("--pulse-labels", metavar="L1,L2",
+    parser.add_argument("--labels", metavar="L1,L2", action=LabelsOption, help="labels to summarise (default: all in the CSVs)")
+    parser.add_argument("--pulse-labels", metavar="L1,L2", action=LabelsOption,
                         help="labels whose inter-pulse intervals are measured (default: names containing 'pulse')")
     parser.add_argument("--max-gap-sec", type=nonnegative_float, default=0.5, metavar="SECONDS",
                         help="events at most this far apart (end to start) form one bout (default %(default)s)")

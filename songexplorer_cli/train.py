@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from songexplorer_cli.options import (
-    add_compute_options, configure_compute_from, nonnegative_int, percentage, positive_float, positive_int,
-    signed_percentage,
+    LabelsOption, add_compute_options, configure_compute_from, nonnegative_int, percentage, positive_float,
+    positive_int, signed_percentage,
 )
 from songexplorer_core.dataset import Augmentation
 from songexplorer_core.recipes import RECIPE_NAMES, named_recipe_config
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
                       help="folder holding recordings (WAV) and their annotation CSVs, at any depth")
     data.add_argument("--out", required=True, metavar="DIR",
                       help="logs folder: replicate r is written to DIR/train_<r>r/")
-    data.add_argument("--labels", required=True, metavar="A,B,C",
+    data.add_argument("--labels", required=True, metavar="A,B,C", action=LabelsOption,
                       help="labels to use, in output order (e.g. mel-pulse,mel-sine,ambient)")
     data.add_argument("--kinds", default="annotated", metavar="K1,K2",
                       help="kinds of intervals to use (annotated, detected, predicted, missed, correct, mistaken)")
@@ -93,7 +93,8 @@ def register(subparsers) -> None:
     loop.add_argument("--loss", default="exclusive", choices=["exclusive", "overlapped"],
                       help="exclusive: one label per tap (softmax); overlapped: each label present or absent "
                       "(sigmoid), absence annotated as <prefix><label>")
-    loop.add_argument("--overlapped-prefix", default="not_", help="prefix marking a label's absence (overlapped)")
+    loop.add_argument("--overlapped-prefix", default="not_", action=LabelsOption, single=True,
+                      help="prefix marking a label's absence (overlapped)")
     loop.add_argument("--negatives", action=argparse.BooleanOptionalAction, default=None,
                       help="exclusive loss: learn from <prefix><label> ranges (SongExplorer's notsong CSVs) as "
                       "sounds that are not that label; recipe: on, tutorial off (SongExplorer ignores them)")

@@ -47,6 +47,7 @@ from songexplorer_core.annotations import (
     write_intervals_csv,
 )
 from songexplorer_core.atomic import folder_lock, is_temporary
+from songexplorer_core.labels import LabelError, check_label
 from songexplorer_core.project import recording_relpath
 
 ANNOTATED = "annotated"
@@ -299,6 +300,11 @@ class AnnotationSession:
         start, stop = sorted((self._clamp(state, start), self._clamp(state, stop)))
         if corrects is None:
             self._require_label("annotating")
+        if self.label:  # it is saved in a CSV and may become a file name: a name, never a path
+            try:
+                check_label(self.label, where="the current label")
+            except LabelError as error:
+                raise SessionError(str(error)) from None
         sound = Sound(key, start, stop, ANNOTATED, self.label)
         replaced = tuple(s for s in state.annotations if s.ticks == sound.ticks)
         # Corrections of the replaced annotations come back if this is undone; a replacement

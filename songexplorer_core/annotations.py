@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from songexplorer_core.atomic import atomic_write, is_temporary
+from songexplorer_core.labels import FIX as LABEL_FIX
+from songexplorer_core.labels import label_problem
 
 COLUMNS = ("wav", "start", "stop", "kind", "label")
 #: Extra column of 6-column mistakes files: the label people gave (column 5 is the prediction).
@@ -175,6 +178,61 @@ def find_interval_csvs(root: str | os.PathLike, kinds: Iterable[str] | None = No
 # reading and writing
 
 MAX_REPORTED_PROBLEMS = 20
+#: Tics are int64 everywhere; larger numbers in a CSV are refused rather than wrapped around.
+MAX_TIC = 2**62
+_TIC = re.compile(r"[+-]?[0-9]+")
+#: Byte-order marks a CSV may start with (Excel's "CSV UTF-8" writes the UTF-8 one).
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+class AnnotationWarning(UserWarning):
+    """Something in an interval CSV was read in a way worth knowing (exact duplicate rows counted
+    once); the message names the file and lines."""
+
+
+def _csv_text(path: Path) -> str:
+    """The text of a CSV: UTF-8 (a byte-order mark is dropped; UTF-16 with a mark is accepted),
+    any line ending (``\\n``, ``\\r\\n`` from Excel, ``\\r``)."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError as error:
+        raise AnnotationError(f"{path}: is a folder, not an interval CSV.") from error
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise AnnotationError(f"{path}: cannot be read ({error.strerror or error}); check the file's permissions "
+                              f"or copy it again.") from error
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise AnnotationError(
+            f"{path}: not UTF-8 text ({error}). Save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')."
+        ) from error
+    text = text.lstrip("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def wav_name_problem(wav: str) -> str | None:
+    """Why ``wav`` cannot be the ``wav`` column of an interval CSV, or ``None``.
+
+    The column holds the recording's file name (the CSV lies beside it), never a path: a name
+    with a separator or ``..`` would reach outside the ground-truth folder.
+    """
+    if not wav:
+        return "the wav column is empty"
+    if "/" in wav or "\\" in wav or wav in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in wav):
+        return (f"wav {wav!r} is not a recording's file name (a path or control characters); write the "
+                f"recording's file name only, the CSV lies beside it")
+    return None
+
+
+def _parse_tic(text: str) -> int | None:
+    """A tic from CSV text: ASCII digits with an optional sign, within int64; else ``None``."""
+    if not _TIC.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -MAX_TIC <= value <= MAX_TIC else None
 
 
 def read_intervals_csv(
@@ -183,40 +241,50 @@ def read_intervals_csv(
     recording_tics: Mapping[str, int] | None = None,
     allow_unknown_kinds: bool = False,
     with_lines: bool = False,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Read and validate one SongExplorer interval CSV (5 columns, or 6 for mistakes).
 
     Args:
-        path: the CSV.
+        path: the CSV (UTF-8, with or without a byte-order mark; any line endings).
         recording_tics: if given, maps recording basename -> number of tics; rows naming a
             recording not in it, or reaching past its end, are errors.
         allow_unknown_kinds: accept kinds SongExplorer does not define.
-        with_lines: add a ``line`` column, each row's line in the file (1-based), for messages
-            that name it (``label_kinds``).
+        with_lines: add a ``line`` column (1-based line of each row in the file).
+        notes: exact duplicate rows are kept once and said so, naming the file and lines:
+            appended here when given, else as an :class:`AnnotationWarning`.
 
     Raises:
         AnnotationError: naming the file and each bad line (1-based) with what is wrong, for a
-            missing column, non-numeric or negative tic, stop before start, unknown kind,
-            unknown recording, or an interval past the end of its recording. No row is dropped
-            silently: a file either loads whole or not at all.
+            missing column, non-numeric or negative tic, stop before start, unknown kind, a
+            label that is not a valid name (empty, a path, a comma...:
+            :func:`songexplorer_core.labels.check_label`), a wav column that is not a file
+            name, unknown recording, or an interval past the end of its recording. No row is
+            dropped silently: a file either loads whole or not at all.
     """
     path = Path(path)
+    text = _csv_text(path)
+    reader = csv.reader(io.StringIO(text))
+    rows = []  # (line where the row starts, 1-based: a quoted cell may span lines; row)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise AnnotationError(f"{path}: not a text CSV file ({error}).") from error
-    rows = list(csv.reader(io.StringIO(text)))
+        for row in reader:
+            rows.append((rows[-1][2] + 1 if rows else 1, row, reader.line_num))
+    except csv.Error as error:
+        raise AnnotationError(f"{path}: line {reader.line_num}: not a readable CSV row ({error}); the file was "
+                              f"not loaded.") from error
     problems: list[str] = []
     records = []
     lines: list[int] = []
     ncolumns = None
-    for lineno, row in enumerate(rows, start=1):
+    for lineno, row, _ in rows:
         if not row or all(not cell.strip() for cell in row):
             continue  # blank lines carry nothing
         if len(row) not in (5, 6):
+            hint = ("; it seems to use ';' between columns: save it with commas"
+                    if len(row) == 1 and row[0].count(";") >= 4 else "")
             problems.append(
                 f"line {lineno}: has {len(row)} column(s), expected 5 "
-                f"(wav,start,stop,kind,label) or 6 for mistakes files"
+                f"(wav,start,stop,kind,label) or 6 for mistakes files{hint}"
             )
             continue
         if ncolumns is None:
@@ -225,9 +293,8 @@ def read_intervals_csv(
             problems.append(f"line {lineno}: has {len(row)} columns but earlier lines have {ncolumns}")
             continue
         wav, start_text, stop_text, kind, label = (cell.strip() for cell in row[:5])
-        try:
-            start, stop = int(start_text), int(stop_text)
-        except ValueError:
+        start, stop = _parse_tic(start_text), _parse_tic(stop_text)
+        if start is None or stop is None:
             problems.append(f"line {lineno}: start/stop tics must be whole numbers, got {start_text!r}, {stop_text!r}")
             continue
         # SongExplorer's own detector writes frequency rows starting up to a quarter window before
@@ -243,9 +310,15 @@ def read_intervals_csv(
                 f"line {lineno}: unknown kind {kind!r} (expected one of "
                 f"{', '.join(sorted(KNOWN_KINDS))}, or a congruence kind)"
             )
-        if not wav:
-            problems.append(f"line {lineno}: the wav column is empty")
-        if recording_tics is not None and wav:
+        labels = [label] + ([row[5].strip()] if len(row) == 6 else [])
+        for which, value in zip(("label", ANNOTATED_LABEL), labels):
+            problem = label_problem(value)
+            if problem is not None:
+                problems.append(f"line {lineno}: {which} {value!r} {problem}; {LABEL_FIX}")
+        wav_problem = wav_name_problem(wav)
+        if wav_problem is not None:
+            problems.append(f"line {lineno}: {wav_problem}")
+        elif recording_tics is not None:
             if wav not in recording_tics:
                 problems.append(
                     f"line {lineno}: names recording {wav!r}, which is not in the ground-truth folder "
@@ -256,11 +329,7 @@ def read_intervals_csv(
                     f"line {lineno}: stop tic {stop} is past the end of {wav} "
                     f"({recording_tics[wav]} tics, last tic {recording_tics[wav] - 1})"
                 )
-        record = [wav, start, stop, kind, label]
-        if len(row) == 6:
-            record.append(row[5].strip())
-        records.append(record)
-        lines.append(lineno)
+        records.append([wav, start, stop, kind, *labels, lineno])
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
@@ -269,18 +338,68 @@ def read_intervals_csv(
             + "\n  ".join(shown)
             + (f"\n  ... and {more} more" if more else "")
         )
-    if ncolumns == 6:
-        if not records:
-            frame = empty_intervals(with_annotated_label=True)
-        else:
-            wav, start, stop, kind, label, annotated = zip(*records)
-            frame = intervals_frame(wav, start, stop, kind, label, **{ANNOTATED_LABEL: annotated})
-    elif not records:
-        frame = empty_intervals()
+    records = _once(records, path, notes)
+    columns = [*COLUMNS, *([ANNOTATED_LABEL] if ncolumns == 6 else []), "line"]
+    if not records:
+        frame = empty_intervals(with_annotated_label=ncolumns == 6).assign(line=pd.Series([], dtype="int64"))
     else:
-        wav, start, stop, kind, label = zip(*records)
-        frame = intervals_frame(wav, start, stop, kind, label)
-    return frame.assign(line=pd.Series(lines, dtype="int64")) if with_lines else frame
+        values = dict(zip(columns, zip(*records)))
+        frame = intervals_frame(**values)
+    return frame if with_lines else frame.drop(columns="line")
+
+
+def _once(records: list[list], path: Path, notes: list[str] | None) -> list[list]:
+    """``records`` with exact duplicate rows (every column but the line) kept once, said so."""
+    first_line: dict[tuple, int] = {}
+    kept, repeated = [], []
+    for record in records:
+        key = tuple(record[:-1])
+        if key in first_line:
+            repeated.append(f"line {record[-1]} repeats line {first_line[key]}")
+            continue
+        first_line[key] = record[-1]
+        kept.append(record)
+    if repeated:
+        shown = "; ".join(repeated[:MAX_REPORTED_PROBLEMS]) + (" ..." if len(repeated) > MAX_REPORTED_PROBLEMS else "")
+        note_or_warn(f"{path}: {len(repeated)} exact duplicate row(s) counted once ({shown}); delete the "
+                     f"repeated lines to silence this", notes)
+    return kept
+
+
+def note_or_warn(message: str, notes: list[str] | None) -> None:
+    """Append ``message`` to ``notes`` when given, else warn with :class:`AnnotationWarning`."""
+    if notes is not None:
+        notes.append(message)
+    else:
+        warnings.warn(message, AnnotationWarning, stacklevel=3)
+
+
+def drop_duplicate_intervals(frame: pd.DataFrame, *, by: Iterable[str] = COLUMNS, where: str = "",
+                             notes: list[str] | None = None) -> pd.DataFrame:
+    """``frame`` with rows equal in the ``by`` columns kept once (the first), said so.
+
+    Gathering ground truth from several files (two annotators, or one annotator's file under
+    both naming styles) must count a sound once. When ``frame`` has ``file`` and ``line``
+    columns the note names where each repeated row came from.
+    """
+    by = [c for c in by if c in frame.columns]
+    repeated = frame.duplicated(subset=by, keep="first")
+    if not repeated.any():
+        return frame
+    located = "file" in frame.columns and "line" in frame.columns
+    first_seen: dict[tuple, str] = {}
+    examples = []
+    for values, row in zip(frame[by].itertuples(index=False, name=None), frame.itertuples(index=False)):
+        origin = f"{row.file} line {row.line}" if located else ""
+        if values not in first_seen:
+            first_seen[values] = origin
+        elif len(examples) < 5:
+            where_from = f" ({origin}, as {first_seen[values]})" if located else ""
+            examples.append(f"{row.wav} {row.start}-{row.stop} {row.kind} {row.label}{where_from}")
+    note_or_warn(f"{where + ': ' if where else ''}{int(repeated.sum())} annotation(s) appear more than once "
+                 f"(same recording, tics, kind and label) and are counted once: {'; '.join(examples)}"
+                 f"{' ...' if repeated.sum() > 5 else ''}", notes)
+    return frame[~repeated].reset_index(drop=True)
 
 
 def validate_intervals(frame: pd.DataFrame, *, source: str = "interval table") -> pd.DataFrame:
@@ -292,6 +411,21 @@ def validate_intervals(frame: pd.DataFrame, *, source: str = "interval table") -
     bad = frame.index[(frame["stop"] < frame["start"]) | (frame["start"] < 0)]
     if len(bad):
         raise AnnotationError(f"{source}: rows {list(bad[:10])} have a negative start or stop before start")
+    problems = []
+    for column in ("label", ANNOTATED_LABEL):
+        if column in frame:
+            for value in frame[column].dropna().unique():
+                problem = label_problem(str(value))
+                if problem is not None:
+                    problems.append(f"{column} {str(value)!r} {problem}")
+            if frame[column].isna().any():
+                problems.append(f"{column} is missing in {int(frame[column].isna().sum())} row(s)")
+    for value in frame["wav"].dropna().unique():
+        problem = wav_name_problem(str(value))
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise AnnotationError(f"{source}: " + "; ".join(problems[:MAX_REPORTED_PROBLEMS]) + f" ({LABEL_FIX})")
     return frame
 
 

@@ -17,10 +17,11 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
+import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +33,34 @@ except ImportError:  # pragma: no cover - Windows: one process at a time is all 
     fcntl = None
 
 TEMP_SUFFIX = ".tmp"
+#: Permissions asked for when a file is created; the process's umask takes bits away, as for
+#: any file a program creates (``0o666 & ~umask``: 0644 under umask 022, 0664 under 002).
+SHARED_MODE = 0o666
+
+
+def _create_temporary(path: Path, suffix: str) -> tuple[str, os.stat_result]:
+    """Create an empty, new temporary file beside ``path`` with the permissions the umask gives
+    new files (``tempfile.mkstemp`` makes them 0600, so colleagues and a service account could
+    not read a saved annotation). Returns its name and its ``stat`` (mode and inode)."""
+    for _ in range(100):
+        name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), SHARED_MODE)
+        except FileExistsError:
+            continue
+        try:
+            created = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return name, created
+    raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
+
+
+def _keep_umask_mode(name: str, created: os.stat_result) -> None:
+    """A library that writes by file name may replace the temporary file with one of its own
+    permissions: give the finished file the umask's, those it was created with."""
+    if stat.S_IMODE(os.stat(name).st_mode) != stat.S_IMODE(created.st_mode):
+        os.chmod(name, stat.S_IMODE(created.st_mode))
 
 
 @contextlib.contextmanager
@@ -39,12 +68,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     """Open a temporary file next to ``path`` for writing; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is left untouched.
-    The temporary name ends in ``.tmp`` so folder scanners can ignore it.
+    The temporary name ends in ``.tmp`` so folder scanners can ignore it. The file gets the
+    permissions the umask gives new files (:data:`SHARED_MODE` less the umask's bits), unless
+    the caller changes them on the handle (``os.fchmod``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
+    tmp_name, _ = _create_temporary(path, TEMP_SUFFIX)
     try:
         with open(tmp_name, mode, **open_kwargs) as handle:
             yield handle
@@ -68,10 +98,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp_name, created = _create_temporary(path, f"{TEMP_SUFFIX}{path.suffix}")
     try:
         yield Path(tmp_name)
+        _keep_umask_mode(tmp_name, created)
         os.replace(tmp_name, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):

@@ -2,7 +2,9 @@
 
 A *tic* is one audio sample; tic indices are 0-based. SongExplorer reads 16-bit PCM WAVs and
 works on the raw int16 values for detection, and on values divided by 32768 for the networks;
-both are available here through ``dtype``.
+both are available here through ``dtype``. Recordings in any other format libsndfile reads
+(8/24/32-bit PCM, 32/64-bit float, ...) are brought to that same int16 scale (full scale 1.0 =
+32768), so a float WAV from Audacity gives the same results as its 16-bit export.
 
 Recordings are never modified: everything here only reads.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +136,106 @@ def check_recording(
     return info
 
 
+#: Sample formats libsndfile reads into int16 exactly as they are (8-bit values scaled by 256,
+#: u-law and A-law decoded to 16 bits): read as int16 directly. Every other format (24- and
+#: 32-bit PCM, 32- and 64-bit float, ADPCM...) is read as floats and scaled to int16 units:
+#: libsndfile reads a float WAV into int16 without scaling, i.e. as silence.
+_INT16_EXACT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "ULAW", "ALAW"})
+#: Frames read at once from a recording stored in another format (bounds the float64 copy).
+_BLOCK_TICS = 1 << 18
+_DTYPES = ("int16", "float32")
+
+
+class RecordingWarning(UserWarning):
+    """A recording was read, but something about its samples is worth knowing (float samples
+    beyond full scale, clipped for detection); the message names the file."""
+
+
+class RecordingReader:
+    """An open recording, read span by span in SongExplorer's units whatever its sample format.
+
+    SongExplorer's common unit is the int16 scale: ``dtype="int16"`` gives int16 sample values
+    (16-bit PCM as stored; 8-bit PCM times 256; 24- and 32-bit PCM and float rounded to int16,
+    full scale 1.0 = 32768), ``dtype="float32"`` the same scale divided by 32768 (full scale
+    [-1, 1), 24-bit and float recordings at their full precision). NaN or infinite samples are
+    refused with the file and tic named.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.info = recording_info(path)
+        self.path = self.info.path
+        try:
+            self._handle = soundfile.SoundFile(str(self.path))
+        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+            raise RecordingError(f"{self.path}: not a readable audio file ({error}).") from error
+        self.exact_int16 = self.info.subtype in _INT16_EXACT_SUBTYPES
+
+    def __enter__(self) -> RecordingReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def read(self, start_tic: int, stop_tic: int, dtype: str = "int16") -> np.ndarray:
+        """Tics ``[start_tic, stop_tic)`` (clamped to the recording) as ``(ntics, nchannels)``.
+
+        Raises:
+            RecordingError: naming the file, for an unreadable span or NaN/infinite samples.
+        """
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be 'int16' or 'float32', not {dtype!r}")
+        start = max(0, int(start_tic))
+        stop = max(start, min(self.info.frames, int(stop_tic)))
+        try:
+            self._handle.seek(start)
+            if self.exact_int16:
+                samples = self._handle.read(stop - start, dtype="int16", always_2d=True)
+                if dtype == "float32":
+                    samples = samples.astype(np.float32) / np.float32(INT16_SCALE)
+            else:
+                samples = self._read_scaled(start, stop, dtype)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise RecordingError(f"{self.path}: could not read tics {start}-{stop}: {error}") from error
+        if len(samples) != stop - start:
+            raise RecordingError(f"{self.path}: could only read {len(samples)} of tics {start}-{stop}; the file "
+                                 f"is damaged: copy the recording again from its source.")
+        return samples
+
+    def _read_scaled(self, start: int, stop: int, dtype: str) -> np.ndarray:
+        """Read a span stored in a format int16 cannot hold exactly, block by block as float64
+        (libsndfile scales integer PCM to [-1, 1) and leaves floats as stored)."""
+        out = np.empty((stop - start, self.info.channels), dtype=np.int16 if dtype == "int16" else np.float32)
+        at, beyond = 0, False
+        while at < len(out):
+            block = self._handle.read(min(_BLOCK_TICS, len(out) - at), dtype="float64", always_2d=True)
+            if not len(block):
+                return out[:at]
+            finite = np.isfinite(block)
+            if not finite.all():
+                tic, channel = np.argwhere(~finite)[0]
+                raise RecordingError(
+                    f"{self.path}: sample {block[tic, channel]} at tic {start + at + int(tic)} (channel "
+                    f"{int(channel)}) is not a number; a recording must hold finite samples. Re-export it from "
+                    f"its source (or repair those samples) and put it back.")
+            beyond = beyond or bool(np.abs(block).max() > 1.0)
+            if dtype == "int16":
+                out[at: at + len(block)] = np.clip(np.rint(block * INT16_SCALE), -32768.0, 32767.0)
+            else:
+                out[at: at + len(block)] = block
+            at += len(block)
+        if beyond:
+            warnings.warn(
+                f"{self.path}: some samples of this {self.info.subtype} recording lie beyond full scale (|x| > 1.0): "
+                f"detection clips them to int16, the networks see them as they are. If the recording is stored at "
+                f"another scale, re-export it normalised to [-1, 1].", RecordingWarning, stacklevel=3)
+        return out
+
+
 def read_recording(
     path: str | os.PathLike,
     start_tic: int | None = None,
@@ -140,34 +243,31 @@ def read_recording(
     *,
     dtype: str = "int16",
 ) -> tuple[int, np.ndarray]:
-    """Read tics ``[start_tic, stop_tic)`` of a recording (the whole file by default).
+    """Read tics ``[start_tic, stop_tic)`` of a recording (the whole file by default), whatever
+    its sample format (8/16/24/32-bit PCM, 32/64-bit float, u-law, A-law, ADPCM: see
+    :class:`RecordingReader`).
 
     Args:
         path: the WAV file.
         start_tic: first tic to read (0-based, clamped to >= 0).
         stop_tic: one past the last tic to read (clamped to the recording's length).
-        dtype: ``"int16"`` for the raw sample values (what detection uses) or ``"float32"`` for
-            values divided by 32768 (what the networks use).
+        dtype: ``"int16"`` for sample values at SongExplorer's int16 scale (what detection
+            uses: 16-bit PCM as stored, other formats scaled so that full scale is 32768) or
+            ``"float32"`` for those values divided by 32768 (what the networks use).
 
     Returns:
         ``(rate, samples)`` with rate in Hz and samples shaped ``(ntics, nchannels)``.
+
+    Raises:
+        RecordingError: naming the file, for a missing, truncated or unreadable recording, or
+            one holding NaN or infinite samples.
     """
-    info = recording_info(path)
-    start = 0 if start_tic is None else max(0, int(start_tic))
-    stop = info.frames if stop_tic is None else min(info.frames, int(stop_tic))
-    if stop < start:
-        stop = start
-    try:
-        if dtype == "int16":
-            samples = soundfile.read(str(path), start=start, stop=stop, dtype="int16", always_2d=True)[0]
-        elif dtype == "float32":
-            samples = soundfile.read(str(path), start=start, stop=stop, dtype="int16", always_2d=True)[0]
-            samples = samples.astype(np.float32) / np.float32(INT16_SCALE)
-        else:
-            raise ValueError(f"dtype must be 'int16' or 'float32', not {dtype!r}")
-    except soundfile.LibsndfileError as error:
-        raise RecordingError(f"{path}: could not read tics {start}-{stop}: {error}") from error
-    return info.rate, samples
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be 'int16' or 'float32', not {dtype!r}")
+    with RecordingReader(path) as reader:
+        start = 0 if start_tic is None else start_tic
+        stop = reader.info.frames if stop_tic is None else stop_tic
+        return reader.info.rate, reader.read(start, stop, dtype)
 
 
 def is_recording(path: str | os.PathLike) -> bool:

@@ -50,7 +50,8 @@ import numpy as np
 import soundfile
 
 from songexplorer_core.atomic import atomic_path, atomic_write, output_lock, remove_stale_temporaries
-from songexplorer_core.audio import INT16_SCALE, RecordingError, recording_info
+from songexplorer_core.audio import RecordingError, RecordingReader, read_recording, recording_info
+from songexplorer_core.labels import child_path
 
 EXCLUSIVE = "exclusive"
 OVERLAPPED = "overlapped"
@@ -440,14 +441,11 @@ class Classifier:
                 f"{info.path}: has {info.channels} channel(s) but the model was trained on "
                 f"{self.nchannels}-channel recordings."
             )
-        with soundfile.SoundFile(str(info.path)) as handle:
+        with RecordingReader(info.path) as reader:
 
             def read(a: int, b: int) -> np.ndarray:
-                handle.seek(a)
-                data = handle.read(b - a, dtype="int16", always_2d=True)
-                if len(data) != b - a:
-                    raise RecordingError(f"{info.path}: could only read {len(data)} of tics {a}-{b}")
-                return data.astype(np.float32) / np.float32(INT16_SCALE)
+                # any sample format at SongExplorer's scale (float WAVs are not silence)
+                return reader.read(a, b, dtype="float32")
 
             if edges == "median":
                 left, right = _edge_values(read, info.frames, self.context_tics)
@@ -580,7 +578,8 @@ def write_probability_wavs(probs: Probabilities, out_dir: str | os.PathLike, wav
     ints = (values.astype(np.float64) * WAV_SCALE).astype(np.int16)
     written = []
     for column, label in enumerate(probs.labels):
-        path = Path(out_dir) / probability_wav_name(wav_name, label)
+        # whatever the label holds, the file stays in out_dir (labels are checked where they enter)
+        path = child_path(out_dir, probability_wav_name(wav_name, label))
         with atomic_path(path) as tmp:
             soundfile.write(str(tmp), ints[:, column], wav_rate, subtype="PCM_16", format="WAV")
         written.append(path)
@@ -611,8 +610,8 @@ def read_probability_wavs(folder: str | os.PathLike, wav_name: str, labels: Sequ
                 f"Run `songexplorer classify` on the recording first, or check the labels."
             )
         try:
-            data, wav_rate = soundfile.read(str(path), dtype="int16", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
+            wav_rate, data = read_recording(path, dtype="int16")
+        except RecordingError as error:
             raise ClassifyError(f"{path}: not a readable probability WAV ({error}); classify the recording "
                                 f"again") from error
         columns.append(data[:, 0].astype(np.float32) / np.float32(WAV_SCALE))
@@ -636,8 +635,8 @@ def probability_wav_paths(folder: str | os.PathLike, wav_name: str, labels: Sequ
     ``<wav>-<label>.wav``); the paths may not exist."""
     paths = []
     for label in labels:
-        path = Path(folder) / probability_wav_name(wav_name, label)
-        alternative = Path(folder) / f"{Path(wav_name).name}-{label}.wav"
+        path = child_path(folder, probability_wav_name(wav_name, label))  # never out of the folder
+        alternative = child_path(folder, f"{Path(wav_name).name}-{label}.wav")
         paths.append(alternative if not path.exists() and alternative.exists() else path)
     return paths
 

@@ -47,11 +47,12 @@ import pandas as pd
 from songexplorer_core.annotations import (
     COLUMNS,
     concat_intervals,
+    drop_duplicate_intervals,
     find_interval_csvs,
     read_intervals_csv,
     validate_intervals,
 )
-from songexplorer_core.audio import RecordingError, check_recording, read_recording
+from songexplorer_core.audio import RecordingError, check_recording, read_recording, recording_info
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,34 @@ class DatasetError(ValueError):
 # ground truth
 
 
+class _RecordingLengths(Mapping):
+    """Tics of the recordings beside one CSV, read from their headers when a row names them, so
+    the CSV reader's own check refuses a row past the end of its recording (with its line)."""
+
+    def __init__(self, csv_path: Path):
+        self.csv_path = csv_path
+        self._tics: dict[str, int] = {}
+
+    def __contains__(self, wav) -> bool:
+        return isinstance(wav, str) and bool(wav)  # an absent WAV is refused by __getitem__
+
+    def __getitem__(self, wav: str) -> int:
+        if wav not in self._tics:
+            path = self.csv_path.parent / wav
+            if not path.is_file():
+                raise DatasetError(
+                    f"{self.csv_path}: names recording {wav!r}, which is not in {self.csv_path.parent}; put the "
+                    f"WAV beside its annotations or fix the name in the CSV")
+            self._tics[wav] = recording_info(path).frames
+        return self._tics[wav]
+
+    def __iter__(self):
+        return iter(self._tics)
+
+    def __len__(self) -> int:
+        return len(self._tics)
+
+
 @dataclass
 class GroundTruth:
     """Annotations and the recordings they refer to.
@@ -83,22 +112,31 @@ class GroundTruth:
             ground-truth folder, so equal basenames in different folders stay apart).
         recordings: recording key -> WAV path.
         root: the ground-truth folder, if read from one.
+        notes: what was read in a way worth knowing (exact duplicate rows counted once),
+            naming files and lines; :func:`make_dataset` passes them on in ``Dataset.notes``.
     """
 
     intervals: pd.DataFrame
     recordings: dict[str, Path]
     root: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, kinds: Iterable[str] | None = None) -> GroundTruth:
         """Read every interval CSV below ``folder`` (any depth; ``oldfiles-*``/``congruence-*``
         folders skipped) whose file name can hold rows of ``kinds`` (all when ``None``).
 
-        The recording a row names is looked up beside its CSV, as SongExplorer does.
+        The recording a row names is looked up beside its CSV, as SongExplorer does. Every row
+        passes the CSV reader's checks (``annotations.read_intervals_csv``), here against the
+        recordings' lengths too; an exact duplicate row (in one file, or in two files of the same
+        recording, e.g. both naming styles of one annotator's file) is counted once and said so
+        in :attr:`notes` (and logged).
 
         Raises:
             DatasetError: for a missing folder, or a row naming a recording that is not there.
-            AnnotationError: for a malformed CSV (naming file and line).
+            AnnotationError: for a malformed CSV, naming file and line: a bad tic, an unknown
+                kind, an empty or invalid label, a wav column that is a path (outside the folder),
+                a row past the end of its recording.
         """
         root = Path(folder)
         if not root.is_dir():
@@ -106,9 +144,10 @@ class GroundTruth:
         file_kinds = None
         if kinds is not None:
             file_kinds = {_FILE_KIND.get(k, "disjoint") for k in kinds}
-        tables, recordings = [], {}
+        tables, recordings, notes = [], {}, []
         for csv_path in find_interval_csvs(root, kinds=file_kinds):
-            table = read_intervals_csv(csv_path, allow_unknown_kinds=True)
+            table = read_intervals_csv(csv_path, recording_tics=_RecordingLengths(csv_path), with_lines=True,
+                                       notes=notes)
             if not len(table):
                 continue
             if kinds is not None:
@@ -119,20 +158,23 @@ class GroundTruth:
             for wav in table["wav"].unique():
                 wav_path = csv_path.parent / str(wav)
                 key = wav_path.relative_to(root).as_posix()
-                if not wav_path.is_file():
-                    raise DatasetError(
-                        f"{csv_path}: names recording {wav!r}, which is not in {csv_path.parent}; put the "
-                        f"WAV beside its annotations or fix the name in the CSV")
                 recordings[key] = wav_path
                 keys.append((wav, key))
             mapping = dict(keys)
-            table = table[list(COLUMNS)].assign(recording=table["wav"].map(mapping).astype(str).to_numpy())
+            table = table[[*COLUMNS, "line"]].assign(recording=table["wav"].map(mapping).astype(str).to_numpy(),
+                                                     file=csv_path.relative_to(root).as_posix())
             tables.append(table)
-        intervals = concat_intervals(tables) if tables else validate_intervals(
-            pd.DataFrame({c: [] for c in COLUMNS}))
+        if tables:
+            intervals = concat_intervals(tables)
+            intervals = drop_duplicate_intervals(intervals, by=[*COLUMNS, "recording"], where=str(root), notes=notes)
+            intervals = intervals.drop(columns=["line", "file"])
+        else:
+            intervals = validate_intervals(pd.DataFrame({c: [] for c in COLUMNS}))
         if "recording" not in intervals:
             intervals["recording"] = pd.Series([], dtype=str)
-        return cls(intervals=intervals, recordings=recordings, root=root)
+        for note in notes:
+            logger.warning(note)
+        return cls(intervals=intervals, recordings=recordings, root=root, notes=notes)
 
     @classmethod
     def from_tables(cls, intervals: pd.DataFrame, recordings: Mapping[str, str | os.PathLike]) -> GroundTruth:
@@ -143,7 +185,11 @@ class GroundTruth:
             raise DatasetError(f"the annotations name recordings {missing[:5]} that are not in the recordings "
                                f"given ({sorted(recordings)[:5]} ...)")
         intervals = intervals[list(COLUMNS)].assign(recording=intervals["wav"].astype(str).to_numpy())
-        return cls(intervals=intervals, recordings={k: Path(v) for k, v in recordings.items()})
+        notes: list[str] = []
+        intervals = drop_duplicate_intervals(intervals, where="ground-truth table", notes=notes)
+        for note in notes:
+            logger.warning(note)
+        return cls(intervals=intervals, recordings={k: Path(v) for k, v in recordings.items()}, notes=notes)
 
 
 def as_ground_truth(ground_truth, *, kinds: Iterable[str] | None = None) -> GroundTruth:
@@ -699,12 +745,21 @@ def make_dataset(
                        testing_files=testing_files)
     start = table["start"].to_numpy(np.int64)
     stop = table["stop"].to_numpy(np.int64)
-    ranges = np.array([geometry.usable_range(infos[k].frames) for k in table["recording"]], dtype=np.int64
-                      ).reshape(-1, 2)
+    frames = np.array([infos[k].frames for k in table["recording"]], dtype=np.int64)
+    # SongExplorer's detector's time rows end one past the last tic (docs/design.md, QUIRK 1-3)
+    past = stop >= frames + (table["kind"].astype(str).to_numpy() == "detected")
+    if past.any():
+        rows = table[past]
+        examples = "; ".join(f"{r.recording} {r.start}-{r.stop} {r.kind} {r.label}" for r in rows.head(5).itertuples())
+        raise DatasetError(
+            f"{int(past.sum())} annotation(s){where} reach past the end of their recording: {examples}"
+            f"{' ...' if past.sum() > 5 else ''}. Fix or delete those rows in the annotation files (each recording's "
+            f"last tic is its length in tics minus one).")
+    ranges = np.array([geometry.usable_range(n) for n in frames], dtype=np.int64).reshape(-1, 2)
     first = np.maximum(start, ranges[:, 0])
     last = np.minimum(stop, ranges[:, 1])
     usable = first <= last
-    notes = []
+    notes = list(truth.notes)
     skipped = table[~usable].reset_index(drop=True)
     if len(skipped):
         examples = "; ".join(f"{r.wav} {r.start}-{r.stop} {r.label}" for r in skipped.head(5).itertuples())

@@ -326,6 +326,7 @@ def dense_report(project: Project, settings: DenseSettings) -> DenseReport:
     """
     from songexplorer_core.classify import read_probabilities
     from songexplorer_core.congruence_report import congruence_report
+    from songexplorer_core.models.folders import read_labels_txt
 
     dense = find_dense_set(project, settings)
     check_ethograms(project, dense)
@@ -345,7 +346,7 @@ def dense_report(project: Project, settings: DenseSettings) -> DenseReport:
     bundle = Path(sources[dense.keys[0]]["bundle"])
     ratio = choose_ratio(model_thresholds(bundle), settings.ratio)
     predicted = concat_intervals([f[f["ratio"] == ratio].drop(columns="ratio") for f in frames])
-    model_labels = (bundle / "labels.txt").read_text().split() if (bundle / "labels.txt").exists() else None
+    model_labels = read_labels_txt(bundle / "labels.txt") if (bundle / "labels.txt").exists() else None
     checkpoint = (bundle / "checkpoint.txt").read_text().strip() if (bundle / "checkpoint.txt").exists() else None
     folder = project.congruence_dir(version)
     started = time.monotonic()

@@ -60,6 +60,8 @@ import pandas as pd
 from songexplorer_core import dataset as D
 from songexplorer_core import models as M
 from songexplorer_core.atomic import atomic_write, output_lock, remove_stale_temporaries
+from songexplorer_core.labels import FIX as LABEL_FIX
+from songexplorer_core.labels import label_problem
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +173,13 @@ class TrainConfig:
         problems = []
         if not self.labels_to_use:
             problems.append("labels_to_use is empty: give the labels to learn, e.g. mel-pulse,mel-sine,ambient")
+        for label in self.labels_to_use:  # they become labels.txt and file names: names, never paths
+            problem = label_problem(label)
+            if problem is not None:
+                problems.append(f"labels_to_use: label {label!r} {problem} ({LABEL_FIX})")
+        if self.loss == D.OVERLAPPED and label_problem(self.overlapped_prefix) is not None:
+            problems.append(f"overlapped_prefix {self.overlapped_prefix!r} "
+                            f"{label_problem(self.overlapped_prefix)} (it starts labels: {LABEL_FIX})")
         if self.optimizer.lower() not in OPTIMIZERS:
             problems.append(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS.values())}")
         if self.loss not in M.LOSSES:

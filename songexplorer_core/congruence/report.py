@@ -16,6 +16,7 @@ from songexplorer_core.congruence.results import Congruence
 from songexplorer_core.congruence.sweep import CongruenceSweep
 from songexplorer_core.congruence.terms import EVERYONE, SONGEXPLORER_REFERENCE, CongruenceError
 from songexplorer_core.figures import new_figure, save_png
+from songexplorer_core.labels import child_path
 
 
 def disjoint_csv_name(recording: str, kind: str) -> str:
@@ -210,16 +211,16 @@ def write_congruence_report(
     for measure in source.measures:
         for label in source.labels:
             table = songexplorer_table(measure, label, ethogram=ethogram, sweep=sweep)
-            written.append(_write_table(table, folder / f"congruence.{measure}.{label}.csv", index=True))
+            written.append(_write_table(table, child_path(folder, f"congruence.{measure}.{label}.csv"), index=True))
             if not plots:
                 continue
             if sweep is not None:
                 figure = plot_sweep(sweep, measure, label, dense_threshold=dense[measure].get(label),
                                     sparse_threshold=(sparse_thresholds or {}).get(label))
-                written.append(save_png(figure, folder / f"congruence.{measure}.{label}.png"))
+                written.append(save_png(figure, child_path(folder, f"congruence.{measure}.{label}.png")))
             if ethogram is not None:
                 written.append(save_png(plot_counts(ethogram, measure, label),
-                                         folder / f"congruence.{measure}.{label}.counts.png"))
+                                         child_path(folder, f"congruence.{measure}.{label}.counts.png")))
     return written
 
 

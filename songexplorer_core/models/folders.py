@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from songexplorer_core.labels import LabelError, check_labels
 from songexplorer_core.models.constants import LOSSES, METADATA_FILE, MODEL_FILE, MODEL_FORMAT, ModelError
 from songexplorer_core.models.spec import ModelSpec
 from songexplorer_core.models.layers import _keras, _layer_classes
@@ -154,6 +155,12 @@ def read_model_metadata(folder: str | os.PathLike) -> dict:
         raise ModelError(f"{path}: corrupt model description: missing {missing}; use another checkpoint or train again")
     if meta["format"] != MODEL_FORMAT:
         raise ModelError(f"{path}: written as {meta['format']!r}, this version reads {MODEL_FORMAT!r}")
+    if not isinstance(meta["labels"], list):
+        raise ModelError(f"{path}: corrupt model description: labels must be a list, not {meta['labels']!r}")
+    try:  # labels become file names (classify's <stem>-<label>.wav): names, never paths
+        check_labels(meta["labels"], where=str(path))
+    except LabelError as error:
+        raise ModelError(f"{error} Use a model whose labels are names, or train again.") from error
     return meta
 
 
@@ -213,8 +220,11 @@ def write_labels_txt(labels: Sequence[str], path: str | os.PathLike) -> Path:
 
 
 def read_labels_txt(path: str | os.PathLike) -> list[str]:
-    """Labels of a ``labels.txt`` (blank lines ignored)."""
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+    """Labels of a ``labels.txt``, one per line (blank lines ignored), each checked
+    (:func:`songexplorer_core.labels.check_label`: :class:`~songexplorer_core.labels.LabelError`
+    names the file)."""
+    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    return list(check_labels([line.strip() for line in lines if line.strip()], where=str(path)))
 
 
 def model_identity(folder: str | os.PathLike, **extra) -> dict:

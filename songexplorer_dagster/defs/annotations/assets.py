@@ -6,7 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from songexplorer_core.annotations import (
+    COLUMNS,
     concat_intervals,
+    drop_duplicate_intervals,
     empty_intervals,
     interval_csvs_for_recording,
     parse_csv_name,
@@ -49,15 +51,18 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     key = context.partition_key
     wav_path = project.recording_path(key)
     ntics = recording_info(wav_path).frames
-    tables, files = [], []
+    tables, files, notes = [], [], []
     for csv_path in interval_csvs_for_recording(wav_path, kinds=("annotated",)):
-        # Raises AnnotationError naming the file and each bad line (past the end, stop < start, ...)
-        table = read_intervals_csv(csv_path, recording_tics={wav_path.name: ntics})
+        # Raises AnnotationError naming the file and each bad line (past the end, stop < start, a label
+        # that is not a name, ...); exact duplicate rows are kept once, with a note naming the lines
+        table = read_intervals_csv(csv_path, recording_tics={wav_path.name: ntics}, notes=notes)
         annotator = parse_csv_name(csv_path.name).tag
         tables.append(table.assign(**{ANNOTATOR: annotator}))
         files.append(csv_path.name)
     frame = concat_intervals(tables) if tables else empty_intervals().assign(**{ANNOTATOR: pd.Series([], dtype=str)})
     frame = frame.assign(recording=key)
+    for note in notes:
+        context.log.warning(note)
     path = project.project().annotations_path(key)
     with atomic_path(path) as temporary:
         frame.to_parquet(temporary, index=False)
@@ -112,6 +117,11 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, de
         context.log.info(f"held out of training ({dense_set.held_out_of_training}): {len(held_out)} dense "
                          f"annotation(s) of {held_out['recording'].nunique()} recording(s) by "
                          f"{sorted(set(held_out[ANNOTATOR]))}")
+    # the same sound in two annotators' files (or one file under both naming styles) counts once
+    notes = []
+    frame = drop_duplicate_intervals(frame, by=[*COLUMNS, "recording"], where="ground truth", notes=notes)
+    for note in notes:
+        context.log.warning(note)
     recording_paths = {key: p for key, p in recording_paths.items() if key in set(frame["recording"])}
     paths = project.project()
     path = paths.ground_truth_path

@@ -3,8 +3,9 @@
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from songexplorer_core.labels import check_labels
 from songexplorer_core.recipes import RECIPE_NAMES, TUTORIAL_SETTINGS, named_recipe_config
 
 #: TrainingConfig fields that are TrainConfig settings / ModelSpec fields.
@@ -69,6 +70,13 @@ class TrainingConfig(dg.Config):
     connection: str | None = Field(default=None, description="'plain' or 'residual'.")
     dropout_rate: float | None = Field(default=None, description="Dropout fraction: default 0.2, tutorial 0.5.")
     normalization: str | None = Field(default=None, description="'none', 'batch before ReLU' or 'batch after ReLU'.")
+
+    @field_validator("labels_to_use")
+    @classmethod
+    def _labels_are_names(cls, value: list[str]) -> list[str]:
+        """Labels become labels.txt and file names: names, never paths (a bad one fails the run
+        at its start, naming the field)."""
+        return list(check_labels(value, where="labels_to_use"))
 
     def overrides(self) -> dict:
         """The settings given here (not left to the recipe), as ``recipes.recipe_config`` takes them."""

@@ -1,7 +1,14 @@
 """Run configuration of the ``review`` group's assets (SongExplorer's parameters; times in seconds)."""
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from songexplorer_core.labels import check_labels
+
+
+def _labels_are_names(cls, value: list[str], info) -> list[str]:
+    """The label fields below: names, never paths (a bad one fails the run, naming the field)."""
+    return list(check_labels(value, where=info.field_name))
 
 
 class MissesConfig(dg.Config):
@@ -11,12 +18,14 @@ class MissesConfig(dg.Config):
     detected_labels: list[str] = Field(
         default=[], description="Only detections of these labels count (time, frequency, neither); empty = all."
     )
+    _check_labels = field_validator("detected_labels")(classmethod(_labels_are_names))
 
 
 class MistakesConfig(dg.Config):
     """Which annotated sounds are judged (SongExplorer's ``mistakes``)."""
 
     labels: list[str] = Field(default=[], description="Labels judged; empty = every label the model outputs.")
+    _check_labels = field_validator("labels")(classmethod(_labels_are_names))
     threshold: float = Field(default=0.5, description="Overlapped models: probability above which a label is present.")
     mini_batch: int = Field(default=256, description="Sounds per network call.")
 
@@ -29,6 +38,7 @@ class ActivationsConfig(dg.Config):
         description="Kinds of sounds: annotated, detected, predicted, missed, correct, mistaken.",
     )
     labels: list[str] = Field(default=[], description="Labels to use; empty = every label of the chosen kinds.")
+    _check_labels = field_validator("labels")(classmethod(_labels_are_names))
     layers: str = Field(
         default="",
         description="Layers to keep: indices or names ('2', '1,3', '1-3', 'conv2', 'all'); 0 is the input, the last "
@@ -85,3 +95,4 @@ class SummariesConfig(dg.Config):
     pulse_labels: list[str] = Field(
         default=[], description="Labels whose inter-pulse intervals are computed; empty = names containing 'pulse'."
     )
+    _check_labels = field_validator("labels", "pulse_labels")(classmethod(_labels_are_names))
