@@ -149,3 +149,29 @@ def compare(study_dir: str | os.PathLike) -> StudySummary:
     if not results:
         raise StudyError(f"{study_dir}: no finished training yet (no <trial>/trial.json); run the study first")
     return summarize(study_dir, results)
+
+
+def log_ensemble(tracking, made, *, parent_run_id: str | None = None, run_name: str | None = None):
+    """Log an ensemble (``ensemble.make_ensemble``'s result) as one MLflow run and register it as
+    a model version, leaving the champion alias where it is (a person promotes it: the gate or
+    ``tracking.pin_champion``). Returns the ``tracking.TrackedModel``."""
+    from songexplorer_core import tracking as TR
+    from songexplorer_core.promotion import GATE_DECIDES
+
+    best = made.report.best
+    metrics = {"validation_f1_macro": float(np.nanmean(best.f1)), "validation_f1": float(best.overall_f1),
+               "validation_precision": float(best.overall_precision), "validation_recall": float(best.overall_recall),
+               "members": float(len(made.members))}
+    for i, label in enumerate(best.labels):
+        metrics[f"validation_f1_{label}"] = float(best.f1[i])
+        metrics[f"validation_precision_{label}"] = float(best.precision[i])
+        metrics[f"validation_recall_{label}"] = float(best.recall[i])
+    tags = {"songexplorer.ensemble": str(made.folder), "songexplorer.validation": made.validation["method"]}
+    if parent_run_id:
+        tags[TR.PARENT_RUN_TAG] = parent_run_id
+    return TR.log_training_run(
+        tracking, params={"ensemble_members": [str(m.checkpoint_dir) for m in made.members],
+                          "validation_method": made.validation["method"]},
+        history=None, metrics=metrics, model_dir=made.bundle, keras_model=made.trained.keras_model,
+        artifacts=[made.folder / "ensemble.json", made.folder / "accuracy.json"], tags=tags,
+        run_name=run_name or f"ensemble {made.folder.name}", champion_metric=GATE_DECIDES)
