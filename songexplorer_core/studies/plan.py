@@ -100,12 +100,17 @@ def _sets(table: pd.DataFrame, config: TrainConfig) -> np.ndarray:
 
 
 def _check_every_label(table: pd.DataFrame, sets: np.ndarray, config: TrainConfig, what: str, fix: str) -> None:
-    """Refuse a trial whose training or validation set lacks a label."""
+    """Refuse a trial whose training or validation set lacks a label, or whose training set is
+    smaller than a mini-batch."""
     for which in (D.TRAINING, D.VALIDATION):
         present = set(table["root_label"][sets == which])
         missing = [label for label in config.labels_to_use if label not in present]
         if missing:
             raise StudyError(f"{what}: its {which} set has no annotations of {missing}. {fix}")
+    ntrain = int(np.sum(sets == D.TRAINING))
+    if ntrain < config.mini_batch:
+        raise StudyError(f"{what}: only {ntrain} training annotation(s), fewer than a mini-batch of {config.mini_batch}. "
+                         f"Lower the mini-batch (--mini-batch) to at most {ntrain}, or {fix[0].lower()}{fix[1:]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,10 +236,6 @@ def learning_curve(ground_truth, base: TrainConfig, fractions: Sequence[float] =
         name = f"fraction_{f:g}"
         _check_every_label(table[keep].reset_index(drop=True), sets[keep], base, name,
                            "Start the curve at a larger fraction, or annotate more of those labels.")
-        ntrain = int(np.sum(keep & (sets == D.TRAINING)))
-        if ntrain < base.mini_batch:
-            raise StudyError(f"{name}: only {ntrain} training annotation(s), fewer than a mini-batch of "
-                             f"{base.mini_batch}; start the curve at a larger fraction or lower --mini-batch")
         trials.append(Trial(name=name, config=base, varied={"fraction": f}, fraction=f))
     return trials
 
