@@ -245,3 +245,29 @@ def test_retention_keeps_the_newest_runs_and_the_latest(tmp_path):
     assert sorted(p.name for p in models.iterdir()) == ["20250101T000000", "20250103T000000", "latest.json",
                                                         "registry"]
     assert freed.bytes == 5
+
+
+def test_replicates_of_one_training_are_child_runs_with_their_spread(truth, tmp_path):
+    from songexplorer_core.tracking import DEFAULT_CHAMPION_METRIC, TrackingConfig, child_runs
+    from songexplorer_core.training_run import train_and_log
+
+    tracking = TrackingConfig.for_project_dir(tmp_path / "mlflow")
+    run = train_and_log(truth, base(nreplicates=2), tmp_path / "run", tracking, champion_metric=DEFAULT_CHAMPION_METRIC)
+    children = child_runs(tracking, run.tracked.run_id)
+    assert sorted(children["tags.mlflow.runName"]) == ["replicate 1", "replicate 2"]
+    assert [r["replicate"] for r in run.replicates] == [1, 2]
+    parent = tracking.client().get_run(run.tracked.run_id).data.metrics
+    f1s = [r["validation_f1_macro"] for r in run.replicates]
+    assert parent["validation_f1_macro_std"] == pytest.approx(np.std(f1s, ddof=1))
+    assert parent["replicates"] == 2 and "validation_f1_mel-pulse_std" in parent
+
+
+def test_an_ensemble_registers_as_a_version_without_moving_the_champion(replicate_study, tmp_path):
+    from songexplorer_core.studies.study import log_ensemble
+    from songexplorer_core.tracking import TrackingConfig, model_versions
+
+    tracking = TrackingConfig.for_project_dir(tmp_path / "mlflow")
+    made = S.make_ensemble([replicate_study.study_dir], tmp_path / "ensemble")
+    tracked = log_ensemble(tracking, made)
+    versions = model_versions(tracking)
+    assert versions["version"].tolist() == [tracked.version] and versions["aliases"].iloc[0] == ""

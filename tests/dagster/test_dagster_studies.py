@@ -55,3 +55,31 @@ def test_a_bad_study_fails_naming_the_fix_and_writes_nothing(demo, instance):
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "unknown parameter 'learnig_rate'" in str(failure.step_failure_data.error)
     assert not (project.outputs / "studies" / "bad").exists()
+
+
+def test_an_ensemble_of_a_studys_replicates_classifies_through_probabilities_when_champion(demo, instance):
+    import numpy as np
+
+    from songexplorer_core import classify as C
+    from songexplorer_core import models as M
+    from songexplorer_core.studies import make_ensemble
+    from songexplorer_core.studies.study import log_ensemble
+    from songexplorer_core.tracking import pin_champion
+    from songexplorer_dagster.defs.predictions.assets import probabilities
+
+    project, resources = demo
+    config = {**TINY, "kind": "replicates", "replicates": 3, "name": "three"}
+    assert dg.materialize([model_study], instance=instance, resources=resources,
+                          run_config={"ops": {"model_study": {"config": config}}}).success
+    tracking = resources["mlflow"].tracking(project.root)
+    made = make_ensemble([project.outputs / "studies" / "three"], project.outputs / "studies" / "three-ensemble")
+    tracked = log_ensemble(tracking, made)
+    assert pin_champion(tracking, tracked.version) == tracked.version  # a person promotes it
+    result = dg.materialize([probabilities], partition_key="demo-1.wav", instance=instance, resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("probabilities")[0].metadata
+    assert meta["model_version"].value == tracked.version
+    probs = C.read_probabilities(project.probabilities_npz("demo-1.wav"))
+    wav = project.groundtruth / "demo-1.wav"
+    members = [C.classify_recording(M.load_trained_model(m.checkpoint_dir), wav).values for m in made.members]
+    np.testing.assert_allclose(probs.values, np.mean(members, axis=0), atol=1e-4)

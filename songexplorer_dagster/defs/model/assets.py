@@ -132,9 +132,18 @@ def trained_model(
             "train_seconds": dg.MetadataValue.float(round(run.train_seconds, 2)),
             "model_folder": dg.MetadataValue.path(str(run.bundle)),
             "ground_truth_hash": dg.MetadataValue.text(trained_on),
+            # every replicate is a child run of this one; their spread (mean, s.d. of F1)
+            **({"replicates": table_markdown(_frame(run.replicates)),
+                "replicates_spread": dg.MetadataValue.json(run.spread)} if run.replicates else {}),
         },
         check_results=[check],
     )
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
 
 
 @dg.asset(
