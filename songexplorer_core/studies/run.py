@@ -156,7 +156,7 @@ def _worker(ground_truth, trial_dict: dict, study_dir: str, ratios, device: str,
 def run_trials(ground_truth, trials: Sequence[Trial], study_dir: str | os.PathLike, *,
                ratios: Sequence[float] = (1.0,), workers: int | None = None, device: str = "cpu",
                threads: int | None = None, progress: Callable[[StudyProgress], None] | None = None,
-               on_result: Callable[[Trial, dict], None] | None = None) -> list[dict]:
+               on_result: Callable[[Trial, dict], None] | None = None, spawn: bool = False) -> list[dict]:
     """Train every trial not finished yet (no ``trial.json``) and return every trial's result,
     in the trials' order.
 
@@ -166,6 +166,8 @@ def run_trials(ground_truth, trials: Sequence[Trial], study_dir: str | os.PathLi
         device, threads: each worker's ``configure_compute`` (``threads`` per training).
         progress: called with a :class:`StudyProgress` as trainings advance.
         on_result: called in this process with each finished trial's result (MLflow logging).
+        spawn: run in spawned processes even with one worker (``benchmarks/studies.py``: both
+            ways then pay the same start-up per training).
     """
     study_dir = Path(study_dir)
     if isinstance(ground_truth, os.PathLike):
@@ -187,7 +189,7 @@ def run_trials(ground_truth, trials: Sequence[Trial], study_dir: str | os.PathLi
         if progress is not None:
             progress(StudyProgress(trial=name, step=step, nsteps=nsteps, done=len(results), total=total))
 
-    if workers <= 1 or len(todo) <= 1:
+    if not spawn and (workers <= 1 or len(todo) <= 1):
         for trial in todo:
             result = train_trial(ground_truth, trial, str(study_dir), ratios=ratios,
                                  progress=lambda p, n=trial.name: report(n, p.step, p.nsteps))
