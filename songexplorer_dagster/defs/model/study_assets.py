@@ -37,7 +37,7 @@ def model_study(
     """
     from songexplorer_core.dataset import GroundTruth
     from songexplorer_core.outputs import read_ground_truth
-    from songexplorer_core.studies import run_study
+    from songexplorer_core.studies import default_workers, run_study
 
     paths = project.project()
     frame, recording_paths = read_ground_truth(paths)
@@ -62,8 +62,8 @@ def model_study(
             last[0] = now
             context.log.info(f"{p.trial}: step {p.step}/{p.nsteps} ({p.done}/{p.total} trainings done)")
 
-    workers = config.workers
-    if workers == 1 or len(trials) == 1:
+    workers = config.workers or default_workers(len(trials), compute.threads)
+    if workers <= 1 or len(trials) == 1:  # trainings in this process: configure TensorFlow here
         compute.configure(context.log)
     result = run_study(ground, trials, study_dir, kind=config.kind, base=base, tracking=tracking,
                        ratios=tuple(config.precision_recall_ratios), workers=workers, device=compute.device,
