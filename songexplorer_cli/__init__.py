@@ -13,7 +13,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo", "register", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes")
+COMMANDS = ("init", "demo", "register", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes", "studies")
 
 
 def build_parser() -> argparse.ArgumentParser:

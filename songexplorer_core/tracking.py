@@ -429,3 +429,112 @@ def log_metrics_to_run(config: TrackingConfig, run_id: str, metrics: Mapping[str
 
 def describe(tracked: TrackedModel) -> str:
     return json.dumps(tracked.__dict__)
+
+
+# ---------------------------------------------------------------------------------------------
+# studies: a parent run per study, a nested child run per training (songexplorer_core.studies)
+
+#: MLflow's own tag that nests a run under its parent in the UI.
+PARENT_RUN_TAG = "mlflow.parentRunId"
+#: Tag naming the kind of study (``xvalidate``, ``sweep``, ...) on the parent and its children.
+STUDY_TAG = "songexplorer.study"
+
+
+def _log_params_batched(client, run_id: str, params: Mapping) -> None:
+    from mlflow.entities import Param
+
+    flat = flatten_params(params)
+    items = [Param(k, v[:6000]) for k, v in flat.items()]
+    for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def _log_metrics_batched(client, run_id: str, metrics: list) -> None:
+    for start in range(0, len(metrics), 1000):  # and at most 1000 metrics
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def start_study_run(config: TrackingConfig, *, run_name: str, params: Mapping, tags: Mapping[str, str] | None = None
+                    ) -> tuple[str, str]:
+    """Open a study's parent run (left running until :func:`finish_study_run`); returns
+    ``(run_id, experiment_id)``. Nothing is registered: a study never moves the champion."""
+    client = config.client()
+    experiment_id = _experiment_id(config)
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+    _log_params_batched(client, run.info.run_id, params)
+    return run.info.run_id, experiment_id
+
+
+def log_child_training(config: TrackingConfig, parent_run_id: str, *, run_name: str, params: Mapping,
+                       history: pd.DataFrame | None, metrics: Mapping[str, float],
+                       model_dir: str | os.PathLike | None = None, artifacts: list[str | os.PathLike] = (),
+                       tags: Mapping[str, str] | None = None) -> str:
+    """One training of a study as a finished child run of ``parent_run_id``: params (flattened
+    as :func:`log_training_run` does, so MLflow's compare view lines them up), the per-step
+    curves of ``history``, final ``metrics``, the model folder as the ``trained_model`` artifact
+    (not registered) and further ``artifacts``. Returns the child's run id."""
+    import time as _time
+
+    from mlflow.entities import Metric
+
+    client = config.client()
+    parent = client.get_run(parent_run_id)
+    run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                            tags={PARENT_RUN_TAG: parent_run_id, **dict(tags or {})})
+    run_id = run.info.run_id
+    try:
+        _log_params_batched(client, run_id, params)
+        now = int(_time.time() * 1000)
+        entries = []
+        if history is not None and len(history):
+            for column in history.columns:
+                if column == "step" or not pd.api.types.is_numeric_dtype(history[column]):
+                    continue
+                entries += [Metric(column, float(v), now, int(s)) for s, v in zip(history["step"], history[column])
+                            if _finite(v)]
+        entries += [Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)]
+        _log_metrics_batched(client, run_id, entries)
+        if model_dir is not None:
+            client.log_artifacts(run_id, str(model_dir), artifact_path=MODEL_FOLDER_ARTIFACT)
+        for artifact in artifacts:
+            artifact = Path(artifact)
+            if artifact.is_dir():
+                client.log_artifacts(run_id, str(artifact), artifact_path=artifact.name)
+            elif artifact.exists():
+                client.log_artifact(run_id, str(artifact))
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
+    return run_id
+
+
+def finish_study_run(config: TrackingConfig, run_id: str, *, metrics: Mapping[str, float] | None = None,
+                     artifacts: list[str | os.PathLike] = (), artifact_path: str | None = None,
+                     status: str = "FINISHED") -> None:
+    """Log the study's summary ``metrics`` and ``artifacts`` (tables, comparison plots) on its
+    parent run and close it with ``status``."""
+    import time as _time
+
+    from mlflow.entities import Metric
+
+    client = config.client()
+    now = int(_time.time() * 1000)
+    _log_metrics_batched(client, run_id, [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()
+                                          if _finite(v)])
+    for artifact in artifacts:
+        if Path(artifact).exists():
+            client.log_artifact(run_id, str(artifact), artifact_path=artifact_path)
+    client.set_terminated(run_id, status=status)
+
+
+def child_runs(config: TrackingConfig, parent_run_id: str) -> pd.DataFrame:
+    """``mlflow.search_runs`` of the parent's experiment filtered on the parent's id: one row per
+    child, with its ``params.*`` and ``metrics.*`` columns."""
+    import mlflow
+
+    client = config.client()
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    mlflow.set_tracking_uri(config.tracking_uri)
+    return mlflow.search_runs(experiment_ids=[experiment_id],
+                              filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")

@@ -5,7 +5,8 @@ trained on a ground truth (``songexplorer_core.train``), each replicate's best c
 validation F1 (``songexplorer_core.accuracy``), the best replicate's checkpoint copied with its
 thresholds, labels and annotation durations into one folder (what MLflow stores and
 classification loads), and everything logged as one MLflow run and registered model version
-(``songexplorer_core.tracking.log_training_run``).
+(``songexplorer_core.tracking.log_training_run``). With several replicates each is also a child
+run of that run, and their spread is logged on it (:func:`log_replicates`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class TrainingRun:
         train_seconds: wall time of the training, seconds.
         kind_notes: labels annotated both as ranges and as points, with file, line and fix
             (``label_kinds.mixed_kind_notes``); empty when every label is one kind.
+        replicates: with more than one replicate, one row per replicate (``replicate``,
+            ``validation_f1_macro``, ``validation_f1_<label>``, ``run_id`` of its child run).
+        spread: with more than one replicate, the mean and s.d. over replicates of the macro and
+            per-label F1 (``validation_f1_macro_mean``, ``..._std``, ``validation_f1_<label>_std``).
     """
 
     result: object
@@ -47,6 +52,8 @@ class TrainingRun:
     tracked: object
     train_seconds: float
     kind_notes: list[str] = field(default_factory=list)
+    replicates: list[dict] = field(default_factory=list)
+    spread: dict[str, float] = field(default_factory=dict)
 
 
 def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
@@ -149,6 +156,46 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
         description=description,
         signature_example=np.zeros((1, geometry_tics, trained.nchannels), np.float32),
     )
+    rows, spread = [], {}
+    if len(result.replicates) > 1:
+        rows, spread = log_replicates(tracking, tracked.run_id, train_config, result.replicates, reports,
+                                      tags=tags or {})
     return TrainingRun(result=result, report=report, model_dir=replicate.model_dir, bundle=bundle, trained=trained,
                        nparams=nparams, metrics=metrics, per_label_f1=per_label, tracked=tracked,
-                       train_seconds=train_seconds, kind_notes=kind_notes)
+                       train_seconds=train_seconds, kind_notes=kind_notes, replicates=rows,
+                       spread=spread)
+
+
+def log_replicates(tracking, parent_run_id: str, train_config, replicates, reports, *, tags: dict
+                   ) -> tuple[list[dict], dict[str, float]]:
+    """Every replicate as a child run of the training's run (its curves, per-label figures and
+    kept checkpoint's model folder), and their spread (mean and s.d. of the macro and per-label
+    F1, ``ddof=1``) logged on the training's run. Returns the rows and the spread."""
+    import numpy as np
+
+    from songexplorer_core.tracking import log_child_training, log_metrics_to_run
+
+    rows = []
+    for replicate, rep in zip(replicates, reports):
+        best = rep.best
+        metrics = {"validation_f1_macro": float(np.nanmean(best.f1)), "validation_f1": float(best.overall_f1),
+                   "best_checkpoint": float(best.checkpoint)}
+        for i, label in enumerate(best.labels):
+            metrics[f"validation_f1_{label}"] = float(best.f1[i])
+            metrics[f"validation_precision_{label}"] = float(best.precision[i])
+            metrics[f"validation_recall_{label}"] = float(best.recall[i])
+        run_id = log_child_training(
+            tracking, parent_run_id, run_name=f"replicate {replicate.replicate}",
+            params={**train_config.to_dict(), "replicate": replicate.replicate}, history=replicate.history,
+            metrics=metrics, model_dir=replicate.model_dir / f"ckpt-{best.checkpoint}",
+            artifacts=[replicate.model_dir / "history.csv"], tags={**tags, "songexplorer.replicate": str(replicate.replicate)})
+        rows.append({"replicate": replicate.replicate, **metrics, "run_id": run_id})
+    spread = {}
+    for key in [k for k in rows[0] if k == "validation_f1_macro" or k.startswith("validation_f1_")]:
+        values = np.array([r[key] for r in rows], dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) > 1:
+            spread[f"{key}_mean"] = float(values.mean())
+            spread[f"{key}_std"] = float(values.std(ddof=1))
+    log_metrics_to_run(tracking, parent_run_id, {**spread, "replicates": float(len(rows))})
+    return rows, spread

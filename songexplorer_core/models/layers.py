@@ -1,5 +1,6 @@
 """DSP kernels (periodic Hann window, DFT, mel filter bank, DCT as TensorFlow computes them) and
-the custom Keras layers built on them (``Representation``, ``CropAdd``, ``Taps``), registered
+the custom Keras layers built on them (``Representation``, ``CropAdd``, ``Taps``; and
+``AverageProbabilities``, an ensemble's output), registered
 for ``.keras`` saving under package ``songexplorer``.
 """
 
@@ -192,7 +193,37 @@ def _layer_classes() -> dict[str, type]:
             ntaps = None if ntics is None else (ntics - self.context_tics) // self.stride_tics + 1
             return (logits_shape[0], ntaps, logits_shape[3])
 
-    for cls in (Representation, CropAdd, Taps):
+    class AverageProbabilities(keras.layers.Layer):
+        """Members' logits ``[(batch, ntaps, nlabels), ...]`` -> logits of their mean probability:
+        ``log(mean softmax)`` (exclusive: its softmax is the mean itself, the probabilities
+        summing to 1) or ``logit(mean sigmoid)`` (overlapped). An ensemble's output layer
+        (``songexplorer_core.studies.ensemble``); probabilities are clipped to [1e-30, 1 - 1e-7]
+        before the logarithm."""
+
+        def __init__(self, loss="exclusive", **kwargs):
+            super().__init__(**kwargs)
+            self.loss = loss
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(loss=self.loss)
+            return config
+
+        def call(self, inputs):
+            if self.loss == "exclusive":
+                probabilities = [ops.softmax(x, axis=-1) for x in inputs]
+            else:
+                probabilities = [ops.sigmoid(x) for x in inputs]
+            mean = ops.mean(ops.stack(probabilities, axis=0), axis=0)
+            if self.loss == "exclusive":
+                return ops.log(ops.maximum(mean, 1e-30))
+            mean = ops.clip(mean, 1e-30, 1.0 - 1e-7)
+            return ops.log(mean) - ops.log1p(-mean)
+
+        def compute_output_shape(self, input_shapes):
+            return input_shapes[0]
+
+    for cls in (Representation, CropAdd, Taps, AverageProbabilities):
         _LAYER_CLASSES[cls.__name__] = _register(cls)
     return _LAYER_CLASSES
 

@@ -27,7 +27,8 @@ def test_definitions_load_and_are_wired_as_documented():
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "recordings", "detections", "annotations", "ground_truth", "trained_model", "accuracy_report",
-        "probabilities", "ethograms", "misses", "mistakes", "activations", "cluster", "summaries", "congruence_report"}
+        "probabilities", "ethograms", "misses", "mistakes", "activations", "cluster", "summaries", "congruence_report",
+        "model_study"}
     per_recording = {"recordings", "detections", "annotations", "probabilities", "ethograms", "misses"}
     for key in per_recording:
         assert defs.resolve_assets_def(key).partitions_def == recordings_partitions

@@ -143,9 +143,18 @@ def trained_model(
             "ground_truth_hash": dg.MetadataValue.text(trained_on),
             "mixed_label_kinds": dg.MetadataValue.md(
                 "\n".join(f"- {note}" for note in run.kind_notes) or "every label is annotated as one kind"),
+            # every replicate is a child run of this one; their spread (mean, s.d. of F1)
+            **({"replicates": table_markdown(_frame(run.replicates)),
+                "replicates_spread": dg.MetadataValue.json(run.spread)} if run.replicates else {}),
         },
         check_results=[check],
     )
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
 
 
 @dg.asset(
