@@ -17,6 +17,7 @@ from songexplorer_core.outputs import (
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL, PREVIEW_ROWS
+from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.defs.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.defs.review.config import (
     ActivationsConfig, ClusterConfig, MissesConfig, MistakesConfig, SummariesConfig,
@@ -276,8 +277,8 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
     deps=[dg.AssetDep("ethograms", partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"pandas", "matplotlib", "csv"},
-    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # after its inputs update; waits for partitions on their way, ignores those that cannot come
+    automation_condition=eager_over_recordings(["ethograms"]),
 )
 @fails_clearly
 def summaries(context: dg.AssetExecutionContext, config: SummariesConfig,

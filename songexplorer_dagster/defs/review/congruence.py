@@ -4,6 +4,7 @@ import math
 
 import dagster as dg
 
+from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, MlflowResource, ProjectResource
 from songexplorer_dagster.metadata import png_markdown, table_markdown
@@ -19,8 +20,8 @@ NO_DENSE_SET = ("No dense annotations configured: name the annotators whose `<wa
           dg.AssetDep("annotations", partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"matplotlib", "csv", "mlflow"},
-    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # after its inputs update; waits for partitions on their way, ignores those that cannot come
+    automation_condition=eager_over_recordings(["ethograms", "probabilities"]),
 )
 @fails_clearly
 def congruence_report(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource,
