@@ -322,6 +322,24 @@ def test_a_new_ethogram_brings_its_misses_the_summaries_and_the_congruence_repor
                          "activations": set(), "cluster": set(), "mistakes": set()}
 
 
+# -- songexplorer status, on the classified project ----------------------------------------------
+
+
+def test_status_names_the_champion_its_scores_and_what_is_stale(demo):
+    from songexplorer_core.status import format_status, project_status
+
+    project = demo["project"]
+    status = project_status(project, demo["resources"]["mlflow"].tracking(project.root))
+    assert status.recordings == KEYS and status.champion.version == "1"
+    assert set(status.champion.validation_f1) == {"ambient", "mel-pulse", "mel-sine"}
+    assert status.annotations.loc["mel-pulse", "seed"] == 16 and "person2" in status.annotations.columns
+    text = format_status(status)
+    assert "champion: version 1 of " in text and "validation F1: ambient " in text
+    # every recording has its ethogram by the champion; person2's dense file came after the training
+    assert [s for s in status.stale if "ethogram" in s or "classified" in s or "detected" in s] == []
+    assert any("changed since the champion was trained" in s and "person2" in s for s in status.stale)
+
+
 # -- the promotion gate (changes the champion: last) ---------------------------------------------
 
 
