@@ -6,7 +6,8 @@ that clause alone (``eager().without(~any_deps_missing())``) made ``congruence_r
 the first training, before any ethogram existed (a red failure on every fresh start).
 
 ``eager_over_recordings`` sits between the two: it fires as ``eager()`` does, ignores partitions
-that cannot come (their own inputs are missing, e.g. a WAV that failed its check), and waits
+that cannot come (their own inputs are missing, e.g. a WAV that failed its check, or their last
+run failed), and waits
 while any partition can still come (missing, its inputs there) or none exists yet.
 """
 
@@ -23,8 +24,9 @@ def some_of_every_dep() -> dg.AutomationCondition:
 
 def coming(assets: list[str]) -> dg.AutomationCondition:
     """Some partition of one of ``assets`` (dependencies of the target) is missing while its own
-    inputs are all there: automation is about to make it, so the target waits for it."""
-    return (AC.any_deps_match(AC.missing() & ~AC.any_deps_missing())
+    inputs are all there and its last run did not fail: automation is about to make it, so the
+    target waits for it. (A failed one is not awaited: the target then runs and says what to redo.)"""
+    return (AC.any_deps_match(AC.missing() & ~AC.any_deps_missing() & ~AC.execution_failed())
             .allow(dg.AssetSelection.assets(*assets))
             .with_label(f"a partition of {', '.join(assets)} is on its way"))
 

@@ -71,7 +71,7 @@ def intervals_preview(frame: pd.DataFrame, rate: int, *, max_rows: int) -> dg.Me
         "stop_s": shown["stop"].to_numpy() / rate,
         "duration_s": (shown["stop"].to_numpy() - shown["start"].to_numpy() + 1) / rate,
     })
-    rest = [c for c in ("label", "kind", "ratio", "wav") if c in shown.columns]
+    rest = [c for c in ("label", "kind") if c in shown.columns]  # the page names the recording and ratio
     table = pd.concat([seconds, shown[rest].reset_index(drop=True),
                        shown[["start", "stop"]].reset_index(drop=True).rename(
                            columns={"start": "start_tic", "stop": "stop_tic"})], axis=1)
