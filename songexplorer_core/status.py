@@ -44,9 +44,18 @@ class ProjectStatus:
 
 
 def _scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    skip = {"macro"}
-    return {name.removeprefix(prefix): value for name, value in sorted(metrics.items())
-            if name.startswith(prefix) and name.removeprefix(prefix) not in skip and math.isfinite(value)}
+    """Per-label scores logged as ``<prefix><label>`` (e.g. ``validation_f1_``), under that name or
+    the ordered MLflow name ``tracking.metric_key`` gives it (``1 F1/validation <label>``)."""
+    from songexplorer_core.tracking import metric_key
+
+    ordered = metric_key(prefix + "LABEL").removesuffix("LABEL")
+    found = {}
+    for name, value in sorted(metrics.items()):
+        for start in (prefix, ordered):
+            label = name.removeprefix(start) if start and name.startswith(start) else None
+            if label and label not in ("macro", "overall") and math.isfinite(value):
+                found[label] = value
+    return found
 
 
 def read_champion(tracking) -> Champion | None:
