@@ -4,6 +4,8 @@
 #   MLflow UI            http://127.0.0.1:5000  (every trained model is a run; the link printed opens them)
 #   Annotator            http://127.0.0.1:5006/annotate?token=...  (the token is made at each start;
 #                        the full address is printed below and kept in $SONGEXPLORER_PROJECT/run/annotator-url)
+#   Plots for Dagster    http://127.0.0.1:5007      (the PNGs Dagster's pages show inline)
+# Ports: DAGSTER_PORT, MLFLOW_PORT, ANNOTATOR_PORT, PLOTS_PORT.
 # Project folder: $SONGEXPLORER_PROJECT (default ./songexplorer-project). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +19,11 @@ fi
 export DAGSTER_HOME="$SONGEXPLORER_PROJECT/dagster_home"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 MLFLOW_PORT="${MLFLOW_PORT:-5000}"
-ANNOTATOR_PORT="${ANNOTATOR_PORT:-5006}"
+export ANNOTATOR_PORT="${ANNOTATOR_PORT:-5006}"   # Dagster's "open_in_annotator" links use it
+PLOTS_PORT="${PLOTS_PORT:-5007}"
 export SONGEXPLORER_MLFLOW_UI="http://127.0.0.1:$MLFLOW_PORT"
 export SONGEXPLORER_DAGSTER_UI="http://127.0.0.1:$DAGSTER_PORT"  # the annotator's links to Dagster jobs
+export SONGEXPLORER_PLOTS_URL="http://127.0.0.1:$PLOTS_PORT"
 mkdir -p "$SONGEXPLORER_PROJECT/mlflow/artifacts"
 # The project's experiment (a model-training experiment) and the address that opens its training runs;
 # made before the MLflow server starts so that only one process creates the store's tables.
@@ -35,7 +39,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Each service in its own process group so Ctrl-C / cleanup stops all of its children.
-setsid .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT" &
+# dagster dev runs in DAGSTER_HOME: started from the repo it would warn that the repo's
+# dagster.yaml (the instance template) is not used, which is as intended.
+REPO="$PWD"
+(cd "$DAGSTER_HOME" && exec setsid "$REPO/.venv/bin/dagster" dev -w "$REPO/workspace.yaml" -h 127.0.0.1 \
+    -p "$DAGSTER_PORT") &
 pids+=($!)
 setsid .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
     --backend-store-uri "sqlite:///$SONGEXPLORER_PROJECT/mlflow/mlflow.db" \
@@ -44,6 +52,8 @@ pids+=($!)
 ANNOTATOR_URL_FILE="$SONGEXPLORER_PROJECT/run/annotator-url"  # written (mode 0600) once the annotator listens
 rm -f "$ANNOTATOR_URL_FILE"
 setsid .venv/bin/songexplorer annotate --project "$SONGEXPLORER_PROJECT" --address 127.0.0.1 --port "$ANNOTATOR_PORT" &
+pids+=($!)
+setsid .venv/bin/songexplorer plots --project "$SONGEXPLORER_PROJECT" --address 127.0.0.1 --port "$PLOTS_PORT" &
 pids+=($!)
 for _ in $(seq 120); do [ -s "$ANNOTATOR_URL_FILE" ] && break; sleep 0.5; done
 ANNOTATOR_URL="$(cat "$ANNOTATOR_URL_FILE" 2>/dev/null || echo "http://127.0.0.1:$ANNOTATOR_PORT/annotate?token=... (not started yet: see $ANNOTATOR_URL_FILE)")"
@@ -54,6 +64,7 @@ echo "  Dagster UI:  http://127.0.0.1:$DAGSTER_PORT   (recordings appear as part
 echo "  MLflow UI:   $MLFLOW_RUNS_URL   (the project's training runs)"
 echo "  Annotator:   $ANNOTATOR_URL"
 echo "               (open this address once; later links from Dagster work in that browser)"
+echo "  (ports: DAGSTER_PORT, MLFLOW_PORT, ANNOTATOR_PORT, PLOTS_PORT=$PLOTS_PORT serves the plots Dagster shows)"
 echo "  Add a recording: copy a WAV into $SONGEXPLORER_PROJECT/groundtruth/"
 echo "  Press Ctrl-C to stop."
 wait -n "${pids[@]}"

@@ -109,7 +109,9 @@ class ClusterView:
         self.scatter.add_tools(BoxSelectTool(renderers=[]), TapTool(renderers=[]))
         points = self.scatter.scatter("x", "y", source=self.scatter_source, color="colour", size=6, alpha=0.7,
                                       legend_field="group")
-        self.scatter.add_tools(HoverTool(renderers=[points], tooltips=[("recording", "@recording"), ("tics", "@start-@stop"),
+        self.scatter.add_tools(HoverTool(renderers=[points], tooltips=[("recording", "@recording"),
+                                                                        ("time", "@start_s{0.000}-@stop_s{0.000} s"),
+                                                                        ("tics", "@start-@stop"),
                                                                         ("kind", "@kind"), ("label", "@label")]))
         self.scatter.scatter("x", "y", source=self.chosen_source, size=11, fill_alpha=0, line_color="black",
                              line_width=1.5)
@@ -178,12 +180,23 @@ class ClusterView:
         by = self.colour_by.value
         groups = sorted(self._cluster.sounds[by].unique())
         colours = {g: Category10_10[i % 10] for i, g in enumerate(groups)}
+        rates = sounds["recording"].map({k: self._rate_of(k) for k in sounds["recording"].unique()}).to_numpy(
+            dtype=float)  # tooltips in seconds
         self.scatter_source.data = dict(
             x=sounds["x"].to_numpy(), y=sounds["y"].to_numpy(), recording=sounds["recording"].to_numpy(),
-            start=sounds["start"].to_numpy(), stop=sounds["stop"].to_numpy(), kind=sounds["kind"].to_numpy(),
+            start=sounds["start"].to_numpy(), stop=sounds["stop"].to_numpy(),
+            start_s=sounds["start"].to_numpy() / rates, stop_s=sounds["stop"].to_numpy() / rates,
+            kind=sounds["kind"].to_numpy(),
             label=sounds["label"].to_numpy(), group=sounds[by].to_numpy(),
             colour=[colours[g] for g in sounds[by]],
         )
+
+    def _rate_of(self, key: str) -> float:
+        """A recording's sample rate, Hz (NaN when it cannot be opened: its times show as NaN)."""
+        try:
+            return float(self.catalog.recording(key).rate)
+        except (AccessError, RecordingError):
+            return math.nan
 
     def _scatter_tap(self, event) -> None:
         if event.x is not None and event.y is not None:
@@ -287,4 +300,5 @@ class ClusterView:
 
 
 def _empty_scatter() -> dict:
-    return dict(x=[], y=[], recording=[], start=[], stop=[], kind=[], label=[], group=[], colour=[])
+    return dict(x=[], y=[], recording=[], start=[], stop=[], start_s=[], stop_s=[], kind=[], label=[], group=[],
+                colour=[])

@@ -13,7 +13,22 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo", "register", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes", "studies")
+COMMANDS = ("init", "demo", "status", "register", "plots", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes", "studies")
+
+
+def version_line() -> str:
+    """``songexplorer-dagster X (dagster ..., mlflow ..., tensorflow ..., Python ...)``, read from
+    the installed packages' metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {of(name)}" for name in ("dagster", "mlflow", "tensorflow", "keras", "panel"))
+    return f"songexplorer-dagster {of('songexplorer-dagster')} ({libraries}, Python {sys.version.split()[0]})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="songexplorer",
         description="Find, label and measure animal song (SongExplorer's workflow, on Dagster).",
     )
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version of songexplorer-dagster and of the libraries it runs on")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"songexplorer_cli.{name}").register(subparsers)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from songexplorer_cli.options import positive_float, positive_int
+from pathlib import Path
 
+from songexplorer_cli.options import positive_float, positive_int
 from songexplorer_core.demo import add_demo_recording, make_demo_project
 from songexplorer_core.project import Project, find_recordings
 
@@ -30,14 +31,14 @@ def register(subparsers) -> None:
                         help="no dense annotations (no congruence report, no promotion gate)")
     parser.add_argument("--add-recording", action="store_true",
                         help="add one more unannotated recording to an existing project (as a lab "
-                        "copies in a new WAV) and exit")
+                        "copies in a new WAV) and exit; each one is new song (demo-<n>.wav, drawn with "
+                        "the seed the n-th recording of a project made with --seed gets)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.add_recording:
-        path = add_demo_recording(Project(__import__("pathlib").Path(args.directory).resolve()),
-                                  duration_s=args.duration, seed=args.seed + 1000)
+        path = add_demo_recording(Project(Path(args.directory).resolve()), duration_s=args.duration, seed=args.seed)
         print(f"added {path}")
         return 0
     project = make_demo_project(

@@ -13,19 +13,68 @@ oneDNN against 1139-1239x without, 219x against ~570x for the Keras model as bui
 asked otherwise, for training and inference alike. (TensorFlow 2.21 leaves it off by default on
 these AVX2 AMD CPUs anyway, but turns it on by default on CPUs with AVX-512 VNNI/BF16 or AMX.)
 Results are the same to float rounding either way.
+
+Quiet on CPU-only machines: loading TensorFlow and listing GPUs prints native messages on stderr
+(``cudart_stub.cc: Could not find cuda drivers``, ``failed call to cuInit``, absl's note, the CPU
+feature guard) in every process that imports it, which read like errors where there is simply no
+GPU. :func:`configure_compute` catches stderr while it loads TensorFlow and lists the devices; with
+no GPU found it drops exactly those lines and logs one line saying the CPU is used; with a GPU,
+or for any other line, everything is written back to stderr as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "gpu")
+
+#: TensorFlow's native stderr lines on a machine without a usable GPU (and the CPU feature note):
+#: dropped when no GPU is found (:func:`configure_compute`).
+CPU_ONLY_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|cudart_stub\.cc.*Could not find cuda drivers"
+    r"|failed call to cuInit"
+    r"|cpu_feature_guard\.cc"
+    r"|^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation placer already registered"
+)
+
+
+@contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Everything written to file descriptor 2 (native libraries and Python alike) inside the
+    block, as lines in the yielded list once the block ends; stderr is restored whatever happens."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines.extend(caught.read().decode("utf-8", errors="replace").splitlines())
+
+
+def _write_back(lines: list[str], *, drop_cpu_noise: bool) -> None:
+    kept = [line for line in lines if not (drop_cpu_noise and CPU_ONLY_NOISE.search(line))]
+    if kept:
+        sys.stderr.write("\n".join(kept) + "\n")
+        sys.stderr.flush()
 
 
 @dataclass(frozen=True)
@@ -77,9 +126,11 @@ def configure_compute(device: str = "auto", threads: int | None = None, *, onedn
         want = bool(onednn) if onednn is not None else False
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if want else "0"
         onednn_state = want
-    import tensorflow as tf  # noqa: PLC0415 (lazy by design)
+    with captured_stderr() as loading:
+        import tensorflow as tf  # noqa: PLC0415 (lazy by design)
 
-    gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")
+    _write_back(loading, drop_cpu_noise=not gpus)
     if device == "gpu" and not gpus:
         raise RuntimeError("device='gpu' was asked for but TensorFlow sees no GPU; install tensorflow[and-cuda] "
                            "and check the NVIDIA driver (nvidia-smi), or use device='cpu'")
@@ -106,4 +157,6 @@ def configure_compute(device: str = "auto", threads: int | None = None, *, onedn
                        intra_op_threads=int(intra), inter_op_threads=int(inter), onednn=onednn_state,
                        notes=tuple(notes))
     logger.info("compute: %s", info)
+    if not gpus:
+        logger.info("compute: CPU (no GPU found; TensorFlow's CUDA messages hidden)")
     return info

@@ -75,9 +75,16 @@ def make_demo_project(
     return project
 
 
-def add_demo_recording(project: Project, *, duration_s: float = 120.0, seed: int = 99) -> Path:
-    """Drop one more synthetic recording into ``groundtruth/`` (as a lab would copy a new WAV)."""
-    existing = sorted(project.groundtruth.glob("demo-*.wav"))
-    wav_name = f"demo-{len(existing) + 1}.wav"
-    song = make_song(duration_s, project.settings().audio_tic_rate, SongParams(), seed=seed, wav=wav_name)
+def add_demo_recording(project: Project, *, duration_s: float = 120.0, seed: int = 1) -> Path:
+    """Drop one more synthetic recording into ``groundtruth/`` (as a lab would copy a new WAV).
+
+    It is named ``demo-<n>.wav`` after the first free number and its song is drawn with the seed
+    ``make_demo_project`` would give the n-th recording of a project made with ``seed``
+    (``seed * 1000 + n - 1``), so each added recording is new song, never a copy of another."""
+    number = 1
+    while (project.groundtruth / f"demo-{number}.wav").exists():
+        number += 1
+    wav_name = f"demo-{number}.wav"
+    song = make_song(duration_s, project.settings().audio_tic_rate, SongParams(), seed=seed * 1000 + number - 1,
+                     wav=wav_name)
     return write_song(song, project.groundtruth / wav_name)

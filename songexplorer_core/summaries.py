@@ -279,6 +279,68 @@ def plot_ethogram(intervals: pd.DataFrame, durations_s: Mapping[str, float], *, 
     return figure
 
 
+#: Recordings longer than this (seconds) are drawn summarised: per time bin, the share of it
+#: inside the label's intervals, instead of one bar per interval.
+LONG_RECORDING_S = 300.0
+
+
+def plot_recording_ethogram(intervals: pd.DataFrame, duration_s: float, *, rate: int,
+                            labels: Sequence[str] | None = None, title: str = "", nbins: int = 600,
+                            long_s: float = LONG_RECORDING_S):
+    """One recording's ethogram: one row per label (named on the left, its number of intervals
+    on the right), time in seconds on the x axis. Up to ``long_s`` seconds each interval is a bar,
+    at least 1/1000 of the axis wide so a one-tic pulse still shows; longer recordings are
+    summarised in ``nbins`` bins, each drawn as high as the share of it (0..1) inside the label's
+    intervals (at least 0.2 when an interval starts in it, so sparse pulses show). ``intervals`` are
+    one recording's (tics, inclusive). Returns a matplotlib ``Figure``."""
+    from songexplorer_core.figures import new_figure
+
+    intervals = validate_intervals(intervals)
+    present = sorted(str(x) for x in pd.unique(intervals["label"]))
+    labels = present if labels is None else [str(x) for x in labels]
+    duration_s = max(float(duration_s), 1e-9)
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+               "tab:gray", "tab:olive", "tab:cyan"]
+    # 7.2 in: at 100 dpi the 720-pixel image fits the metadata column of Dagster's partition page
+    figure = new_figure(7.2, 0.9 + 0.42 * max(len(labels), 1))
+    ax = figure.add_subplot()
+    summarised = duration_s > long_s
+    edges = np.linspace(0.0, duration_s, nbins + 1)
+    for row, label in enumerate(labels):
+        color = palette[row % len(palette)]
+        rows = intervals[intervals["label"].astype(str) == label]
+        start = rows["start"].to_numpy(dtype=float) / rate
+        stop = (rows["stop"].to_numpy(dtype=float) + 1) / rate
+        if summarised:
+            # share of each bin inside an interval of the label (overlaps counted once: clipped sum)
+            share = np.zeros(nbins)
+            for a, b in zip(start, stop):
+                first, last = np.searchsorted(edges, [a, b], side="right") - 1
+                for k in range(max(first, 0), min(last, nbins - 1) + 1):
+                    share[k] += max(0.0, min(b, edges[k + 1]) - max(a, edges[k]))
+            share = np.minimum(share / np.diff(edges), 1.0)
+            # a bin with any interval shows at least a fifth of the row: sparse pulses stay visible
+            touched = np.bincount(np.clip(np.searchsorted(edges, start, side="right") - 1, 0, nbins - 1),
+                                  minlength=nbins) > 0
+            share = np.where(touched, np.maximum(share, 0.2), share)
+            ax.bar(edges[:-1], 0.8 * share, width=np.diff(edges), bottom=row + 0.4 - 0.8 * share, align="edge",
+                   color=color, linewidth=0)
+        else:
+            width = np.maximum(stop - start, duration_s / 1000)
+            ax.broken_barh(list(zip(start, width)), (row - 0.4, 0.8), facecolors=color, edgecolors=color,
+                           linewidth=0.3)
+        ax.annotate(f"{len(rows)}", (1.0, row), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xlim(0, duration_s)
+    ax.set_xlabel("time (s)" + (f"; bars: share of each {duration_s / nbins:.3g} s bin with the label" if summarised
+                                else ""))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "ethogram", loc="left", fontsize=10)
+    return figure
+
+
 def write_summaries(intervals: pd.DataFrame, durations_s: Mapping[str, float], folder: str | os.PathLike, *,
                     rate: int, labels: Sequence[str] | None = None, max_gap_s: float = 0.5, max_ipi_s: float = 0.1,
                     pulse_labels: Sequence[str] | None = None, plot: bool = True) -> list[Path]:

@@ -20,6 +20,7 @@ from songexplorer_core.accuracy.validation import (
     EXCLUSIVE, AccuracyError, AccuracyWarning, ValidationResults, find_validation_files, load_validation,
 )
 from songexplorer_core.ethogram import format_ratio
+from songexplorer_core.warnings_summary import collapsed_warnings
 
 
 #: How thresholds are computed: SongExplorer's logit grid (default) or exactly on the probabilities.
@@ -235,10 +236,12 @@ def accuracy_report(train_dir: str | os.PathLike, ratios: Sequence[float] = (1.0
     if not ratios or any(not (r > 0 and math.isfinite(r)) for r in ratios):
         raise AccuracyError(f"precision/recall ratios must be positive numbers, got {list(ratios)}")
     checkpoints = []
-    for done, path in enumerate(files, start=1):
-        checkpoints.append(evaluate_checkpoint(path, ratios=ratios, threshold_method=threshold_method))
-        if progress is not None:
-            progress(done, len(files))
+    # one warning per kind, with a count, instead of one per checkpoint and label
+    with collapsed_warnings("checkpoints and labels"):
+        for done, path in enumerate(files, start=1):
+            checkpoints.append(evaluate_checkpoint(path, ratios=ratios, threshold_method=threshold_method))
+            if progress is not None:
+                progress(done, len(files))
     labels = {c.labels for c in checkpoints}
     losses = {c.loss for c in checkpoints}
     if len(labels) > 1 or len(losses) > 1:

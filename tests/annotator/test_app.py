@@ -181,6 +181,8 @@ def test_cluster_view_says_no_clusters_yet_then_shows_snippets(project):
     cluster_file.with_suffix(".bak").rename(cluster_file)
     app.cluster_view.cluster_refresh.clicks += 1
     assert app.cluster_view.cluster_plots.visible and len(app.cluster_view.scatter_source.data["x"]) == len(table)
+    shown = app.cluster_view.scatter_source.data  # the hover shows seconds, tics as well
+    np.testing.assert_allclose(shown["start_s"], np.asarray(shown["start"]) / RATE)
     app.cluster_view.kind_filter.value = ["annotated"]
     assert set(app.cluster_view.scatter_source.data["kind"]) == {"annotated"}
     app.cluster_view.kind_filter.value = []

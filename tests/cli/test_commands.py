@@ -44,6 +44,36 @@ def test_the_rooms_import_only_what_they_may():
     assert result.returncode == 0, result.stderr
 
 
+def test_version_names_the_package_and_its_libraries(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("songexplorer-dagster ") and "dagster 1.13" in out and "tensorflow " in out
+
+
+def test_add_recording_twice_gives_two_different_recordings(tmp_path, capsys):
+    root = tmp_path / "p"
+    assert main(["demo", str(root), "--recordings", "2", "--duration", "4", "--no-dense"]) == 0
+    for _ in range(2):
+        assert main(["demo", str(root), "--add-recording", "--duration", "4"]) == 0
+    wavs = {p.name: p.read_bytes() for p in sorted((root / "groundtruth").glob("demo-*.wav"))}
+    assert list(wavs) == ["demo-1.wav", "demo-2.wav", "demo-3.wav", "demo-4.wav"]
+    assert len(set(wavs.values())) == 4  # new song each time, never a copy of another recording
+
+
+def test_status_of_a_new_project_says_what_is_still_to_do(tmp_path, capsys):
+    root = tmp_path / "p"
+    assert main(["demo", str(root), "--recordings", "2", "--duration", "20", "--annotations-per-label", "3"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"project {root.resolve()}: 2 recording(s), 2500 Hz, 1 channel(s)")
+    assert "annotations: " in out and "  mel-pulse: " in out and "dense annotators: dense" in out
+    assert "champion: none yet" in out and "2 recording(s) not detected yet: demo-1.wav, demo-2.wav" in out
+    assert main(["status", str(tmp_path / "nothing")]) == 2
+
+
 def test_init_copies_a_groundtruth_folder_and_reads_its_rate(tmp_path, capsys):
     source = tmp_path / "lab-data"
     (source / "round1").mkdir(parents=True)

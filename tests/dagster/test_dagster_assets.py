@@ -75,7 +75,10 @@ def test_detections_writes_the_detectors_intervals_as_parquet_and_songexplorer_c
     assert metadata["intervals_per_label"].data == expected["label"].value_counts().to_dict()
     assert metadata["n_time"].value == int((expected["label"] == "time").sum())
     assert metadata["csv"].path == str(csv)
-    assert "| wav" in metadata["preview"].value
+    preview = metadata["preview"].value  # a table in seconds, tics as extra columns
+    assert [c.name for c in preview.schema.columns][:3] == ["start_s", "stop_s", "duration_s"]
+    assert preview.records[0].data["start_s"] == round(preview.records[0].data["start_tic"] / RATE, 4)
+    assert metadata["open_in_annotator"].value.startswith("http://127.0.0.1:5006/annotate?recording=")
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {INSIDE_CHECK, ORDER_CHECK}

@@ -322,6 +322,24 @@ def test_a_new_ethogram_brings_its_misses_the_summaries_and_the_congruence_repor
                          "activations": set(), "cluster": set(), "mistakes": set()}
 
 
+# -- songexplorer status, on the classified project ----------------------------------------------
+
+
+def test_status_names_the_champion_its_scores_and_what_is_stale(demo):
+    from songexplorer_core.status import format_status, project_status
+
+    project = demo["project"]
+    status = project_status(project, demo["resources"]["mlflow"].tracking(project.root))
+    assert status.recordings == KEYS and status.champion.version == "1"
+    assert set(status.champion.validation_f1) == {"ambient", "mel-pulse", "mel-sine"}
+    assert status.annotations.loc["mel-pulse", "seed"] == 16 and "person2" in status.annotations.columns
+    text = format_status(status)
+    assert "champion: version 1 of " in text and "validation F1: ambient " in text
+    # every recording has its ethogram by the champion; person2's dense file came after the training
+    assert [s for s in status.stale if "ethogram" in s or "classified" in s or "detected" in s] == []
+    assert any("changed since the champion was trained" in s and "person2" in s for s in status.stale)
+
+
 # -- the promotion gate (changes the champion: last) ---------------------------------------------
 
 
@@ -331,11 +349,14 @@ def test_a_model_worse_on_the_dense_set_is_refused_as_champion_with_the_reason(d
     run_config = {"ops": {"trained_model": {"config": TINY_TRAINING}}}
     worse = dg.materialize([trained_model, accuracy_report], instance=instance, resources=demo["dense"],
                            run_config=run_config, raise_on_error=False)
-    assert not worse.success  # the blocking check failed ...
-    assert worse.asset_materializations_for_node("trained_model")  # ... after version 2 was logged
-    assert not worse.asset_materializations_for_node("accuracy_report")  # and blocked what follows
+    # a refusal is no crash: the run succeeds, version 2 is logged and kept out (a WARN check)
+    assert worse.success
+    (materialization,) = worse.asset_materializations_for_node("trained_model")
+    assert materialization.metadata["promotion_outcome"].value == "kept out"
+    assert worse.asset_materializations_for_node("accuracy_report")  # the refused model's accuracy is shown
     (check,) = worse.get_asset_check_evaluations()
     assert check.check_name == PROMOTION_CHECK and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.metadata["outcome"].value == "kept out"
     assert check.description.startswith("refused: version 2 does worse than champion version 1")
     assert "the champion stays version 1" in check.description and "mel-pulse f1 " in check.description
     assert check.metadata["champion_version"].value == "1"

@@ -17,6 +17,7 @@ from songexplorer_core.annotations import (
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.audio import recording_info
 from songexplorer_core.outputs import content_hash
+from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
@@ -83,8 +84,8 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     deps=[dg.AssetDep(annotations, partition_mapping=dg.AllPartitionMapping())],
     group_name="annotations",
     kinds={"parquet"},
-    # eager() alone never fires while any recording partition is still missing (its ~any_deps_missing() clause)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # after annotations update; waits for partitions on their way, ignores those that cannot come
+    automation_condition=eager_over_recordings(["annotations"]),
 )
 @fails_clearly
 def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource

@@ -11,6 +11,7 @@ from songexplorer_core.audio import check_recording
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import INSIDE_CHECK, ORDER_CHECK, PREVIEW_ROWS
 from songexplorer_dagster.defs.resources import ProjectResource
+from songexplorer_dagster.metadata import annotator_link, intervals_preview
 from songexplorer_dagster.partitions import recordings_partitions
 
 
@@ -92,16 +93,6 @@ def intervals_reversed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["stop"] < frame["start"]]
 
 
-def _preview(frame: pd.DataFrame, rate: int) -> str:
-    shown = frame.head(PREVIEW_ROWS).assign(
-        start_s=lambda f: (f["start"] / rate).round(4), stop_s=lambda f: (f["stop"] / rate).round(4)
-    )
-    text = shown.to_markdown(index=False) if len(shown) else "(no intervals)"
-    if len(frame) > PREVIEW_ROWS:
-        text += f"\n\n... {len(frame) - PREVIEW_ROWS} more rows"
-    return text
-
-
 def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.AssetCheckResult:
     severity = dg.AssetCheckSeverity.ERROR
     description = f"{len(bad)} interval(s) {what}" if len(bad) else f"no interval {what}"
@@ -110,7 +101,7 @@ def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.A
         passed=not len(bad),
         severity=severity,
         description=description,
-        metadata={"bad_intervals": dg.MetadataValue.int(len(bad)), "first_bad": dg.MetadataValue.md(_preview(bad, rate))},
+        metadata={"bad_intervals": dg.MetadataValue.int(len(bad)), "first_bad": intervals_preview(bad, rate, max_rows=PREVIEW_ROWS)},
     )
 
 
@@ -181,7 +172,8 @@ def detections(
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "intervals_per_label": dg.MetadataValue.json(counts),
         **{f"n_{label}": dg.MetadataValue.int(n) for label, n in sorted(counts.items())},
-        "preview": dg.MetadataValue.md(_preview(frame, info.rate)),
+        "preview": intervals_preview(frame, info.rate, max_rows=PREVIEW_ROWS),
+        **annotator_link(key, frame["start"], info.rate, "the first detected sound"),
         "parameters": dg.MetadataValue.json(
             {**params.to_songexplorer(), "songexplorer_quirks": config.songexplorer_quirks}
         ),

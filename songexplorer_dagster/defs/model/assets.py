@@ -132,6 +132,8 @@ def trained_model(
             "model_version": dg.MetadataValue.text(tracked.version),
             "champion_version": dg.MetadataValue.text(str(gate.champion)),
             "promotion": dg.MetadataValue.text(check.description or ""),
+            # "kept out" when the gate refused it: the run succeeded, the model is just not champion
+            "promotion_outcome": check.metadata["outcome"],
             "validation_f1_macro": dg.MetadataValue.float(run.metrics["validation_f1_macro"]),
             "f1_per_label": dg.MetadataValue.json(run.per_label_f1),
             "per_label": table_markdown(best.label_table()),
@@ -192,5 +194,5 @@ def accuracy_report(context: dg.AssetExecutionContext, project: ProjectResource,
                         ("precision-recall.png", "precision-recall (best checkpoint)"),
                         ("train-validation-loss.png", "training curves")):
         if (model_dir / name).exists():
-            metadata[name.removesuffix(".png")] = png_markdown(model_dir / name, title)
+            metadata[name.removesuffix(".png")] = png_markdown(model_dir / name, title, project.project().outputs)
     return dg.MaterializeResult(metadata=metadata)

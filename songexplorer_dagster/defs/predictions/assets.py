@@ -9,10 +9,10 @@ import pandas as pd
 
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.figures import save_png
+from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL, PREVIEW_ROWS
 from songexplorer_dagster.failures import fails_clearly
-from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL
 from songexplorer_dagster.defs.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
-from songexplorer_dagster.metadata import png_markdown, table_markdown
+from songexplorer_dagster.metadata import annotator_link, intervals_preview, png_markdown
 from songexplorer_dagster.partitions import recordings_partitions
 
 
@@ -91,6 +91,14 @@ def probabilities(
     )
 
 
+def _model_labels(bundle: Path, shown: pd.DataFrame) -> list[str]:
+    """Every label of the model (its ``labels.txt``), so a label it never predicted here still has
+    its row in the plot; the predicted labels when the file is absent."""
+    path = bundle / "labels.txt"
+    labels = [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return labels or sorted(str(x) for x in shown["label"].unique())
+
+
 @dg.asset(
     partitions_def=recordings_partitions,
     deps=[probabilities],
@@ -112,7 +120,7 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
     from songexplorer_core.annotations import read_intervals_csv
     from songexplorer_core.ethogram import run_ethogram
     from songexplorer_core.outputs import ethogram_log_method
-    from songexplorer_core.summaries import plot_ethogram
+    from songexplorer_core.summaries import plot_recording_ethogram
 
     key = context.partition_key
     paths = project.project()
@@ -144,9 +152,11 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
     rate = project.settings().audio_tic_rate
     from songexplorer_core.audio import recording_info
 
-    figure = plot_ethogram(shown.drop(columns=["ratio"]), {wav_path.name: recording_info(wav_path).duration_s},
-                           rate=rate)
-    png = save_png(figure, paths.ethogram_plot_path(key), dpi=80)
+    figure = plot_recording_ethogram(shown.drop(columns=["ratio"]), recording_info(wav_path).duration_s, rate=rate,
+                                     labels=_model_labels(bundle, shown),
+                                     title=f"{key}: predicted by model v{source['model_version']} ({method}, "
+                                           f"P/R {first_ratio})")
+    png = save_png(figure, paths.ethogram_plot_path(key), dpi=100)
     context.log.info(f"{wav_path.name}: {len(shown)} predicted intervals ({method}, {first_ratio}): {counts}")
     return dg.MaterializeResult(
         metadata={
@@ -155,8 +165,9 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
             "ratio": dg.MetadataValue.text(str(first_ratio)),
             "method": dg.MetadataValue.text(method),
             "model_version": dg.MetadataValue.text(source["model_version"]),
-            "ethogram": png_markdown(png, f"{wav_path.name} ({method}, P/R {first_ratio})"),
-            "preview": table_markdown(shown.head(10)),
+            "ethogram": png_markdown(png, "", paths.outputs),
+            **annotator_link(key, shown["start"], rate, "the first predicted sound"),
+            "preview": intervals_preview(shown, rate, max_rows=PREVIEW_ROWS),
             "csvs": dg.MetadataValue.json([str(p) for p in written]),
         }
     )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from songexplorer_core.atomic import atomic_write
 from songexplorer_core.audio import check_recording
+from songexplorer_core.links import annotator_url
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.partitions import recordings_partitions
@@ -61,5 +62,6 @@ def recordings(context: dg.AssetExecutionContext, project: ProjectResource) -> d
             "subtype": dg.MetadataValue.text(info.subtype),
             "path": dg.MetadataValue.path(str(path)),
             "record": dg.MetadataValue.path(str(record_path)),
+            "open_in_annotator": dg.MetadataValue.url(annotator_url(key, 0.0)),
         }
     )

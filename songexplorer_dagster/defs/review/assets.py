@@ -17,11 +17,12 @@ from songexplorer_core.outputs import (
 from songexplorer_core.project import recording_relpath
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL, PREVIEW_ROWS
+from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.defs.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.defs.review.config import (
     ActivationsConfig, ClusterConfig, MissesConfig, MistakesConfig, SummariesConfig,
 )
-from songexplorer_dagster.metadata import png_markdown, table_markdown
+from songexplorer_dagster.metadata import annotator_link, intervals_preview, png_markdown, table_markdown
 from songexplorer_dagster.partitions import recordings_partitions
 
 
@@ -68,7 +69,6 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
     missed_s = float((missed["stop"] - missed["start"] + 1).sum()) / rate if len(missed) else 0.0
     context.log.info(f"{wav_path.name}: {len(missed)} missed stretch(es), {missed_s:.2f} s, against "
                      f"{len(predicted)} predictions at {ratio} of model v{source.get('model_version')}")
-    preview = missed.head(PREVIEW_ROWS).assign(start_s=lambda f: f["start"] / rate, stop_s=lambda f: f["stop"] / rate)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(len(missed)),
         "missed_s": dg.MetadataValue.float(round(missed_s, 4)),
@@ -76,7 +76,8 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
         "predicted_intervals": dg.MetadataValue.int(len(predicted)),
         "ratio": dg.MetadataValue.text(ratio),
         "model_version": dg.MetadataValue.text(str(source.get("model_version"))),
-        "preview": table_markdown(preview, floatfmt=".4f"),
+        **annotator_link(key, missed["start"], rate, "the first missed sound"),
+        "preview": intervals_preview(missed, rate, max_rows=PREVIEW_ROWS),
         "csv": dg.MetadataValue.path(str(csv)),
         "parquet": dg.MetadataValue.path(str(parquet)),
     })
@@ -261,7 +262,7 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
         "parameters": dg.MetadataValue.json(params.to_dict()),
         "layers": dg.MetadataValue.json([f"{i} {acts.layer_names[i]}" for i in embedded]),
         "shown_layer": dg.MetadataValue.text(f"{shown} {acts.layer_names[shown]}"),
-        "embedding": png_markdown(png, "cluster"),
+        "embedding": png_markdown(png, "cluster", paths.outputs),
         "seconds": dg.MetadataValue.float(round(seconds, 2)),
         "parquet": dg.MetadataValue.path(str(path)),
         "every_layer": dg.MetadataValue.path(str(every_layer)),
@@ -276,8 +277,8 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
     deps=[dg.AssetDep("ethograms", partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"pandas", "matplotlib", "csv"},
-    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # after its inputs update; waits for partitions on their way, ignores those that cannot come
+    automation_condition=eager_over_recordings(["ethograms"]),
 )
 @fails_clearly
 def summaries(context: dg.AssetExecutionContext, config: SummariesConfig,
@@ -322,7 +323,7 @@ def summaries(context: dg.AssetExecutionContext, config: SummariesConfig,
         "by_label": table_markdown(pooled),
         "per_recording": table_markdown(summary[["recording", "label", "events", "events_per_min", "coverage",
                                                  "bouts", "bout_mean_s", "ipi_n", "ipi_median_s"]], max_rows=60),
-        "ethogram": png_markdown(folder / "ethogram.png", "ethogram raster"),
+        "ethogram": png_markdown(folder / "ethogram.png", "ethogram raster", paths.outputs),
         "folder": dg.MetadataValue.path(str(folder)),
         "files": dg.MetadataValue.json([p.name for p in written]),
     }

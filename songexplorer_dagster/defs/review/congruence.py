@@ -4,13 +4,26 @@ import math
 
 import dagster as dg
 
+from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, MlflowResource, ProjectResource
-from songexplorer_dagster.metadata import png_markdown, table_markdown
+from songexplorer_dagster.metadata import png_markdown, table_value
 
 NO_DENSE_SET = ("No dense annotations configured: name the annotators whose `<wav>-annotated-<name>.csv` files are "
                 "dense in the `dense_set` resource (`dense_annotators`, `$SONGEXPLORER_DENSE_ANNOTATORS`, or "
                 "`dense_annotators` in the project's `songexplorer.toml`).")
+
+
+
+def levels_explained(measure: str, reference: str, rate: int) -> str:
+    """What the two levels of congruence count, and which one the headline numbers are (short
+    markdown: Dagster shows it in place)."""
+    return (f"**tic level**: every tic (1/{rate} s) of the densely annotated stretch counts once, so a "
+            f"predicted pulse a few tics wider or narrower than the annotated one makes false positives or "
+            f"misses: short sounds score low here even when each one is found. **label level**: each "
+            f"annotated or predicted sound counts once, matched when they overlap (SongExplorer's "
+            f"congruence, docs/congruence.md). The headline table and the `dense_*` numbers are at the "
+            f"**{measure}** level, against **{reference}**; `all_scores` has both levels.")
 
 
 @dg.asset(
@@ -19,8 +32,8 @@ NO_DENSE_SET = ("No dense annotations configured: name the annotators whose `<wa
           dg.AssetDep("annotations", partition_mapping=dg.AllPartitionMapping())],
     group_name="review",
     kinds={"matplotlib", "csv", "mlflow"},
-    # eager() alone never fires while any recording partition is missing (its ~any_deps_missing() clause)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # after its inputs update; waits for partitions on their way, ignores those that cannot come
+    automation_condition=eager_over_recordings(["ethograms", "probabilities"]),
 )
 @fails_clearly
 def congruence_report(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource,
@@ -64,14 +77,16 @@ def congruence_report(context: dg.AssetExecutionContext, project: ProjectResourc
     metadata = {
         "model_version": dg.MetadataValue.text(version),
         "mlflow_run": dg.MetadataValue.url(tracking.run_url(experiment_id, run_id)),
-        "headline": table_markdown(done.by_label.reset_index()),
+        "headline": table_value(done.by_label.reset_index().assign(level=measure, against=settings.reference)),
+        "levels": dg.MetadataValue.md(levels_explained(measure, settings.reference,
+                                                      project.settings().audio_tic_rate)),
         "measure": dg.MetadataValue.text(measure),
         "reference": dg.MetadataValue.text(settings.reference),
         "ratio": dg.MetadataValue.text(done.ratio),
         "dense_recordings": dg.MetadataValue.json(done.dense.keys),
         "annotators": dg.MetadataValue.json(done.dense.annotators),
-        "all_scores": table_markdown(result.scores, max_rows=60),
-        "seconds": dg.MetadataValue.float(round(done.seconds, 3)),
+        "all_scores": table_value(result.scores.rename(columns={"measure": "level"}), max_rows=60),
+        "seconds": dg.MetadataValue.text(f"{done.seconds:.2f} s"),
         "folder": dg.MetadataValue.path(str(done.folder)),
         "files": dg.MetadataValue.int(len(done.report.written)),
         **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if math.isfinite(value)},
@@ -84,5 +99,5 @@ def congruence_report(context: dg.AssetExecutionContext, project: ProjectResourc
         for suffix, title in (("png", "sweep"), ("counts.png", "ethogram counts")):
             png = done.folder / f"congruence.{measure}.{label}.{suffix}"
             if png.exists():
-                metadata[f"{label} {title}"] = png_markdown(png, f"{label}: {title} ({measure} level)")
+                metadata[f"{label} {title}"] = png_markdown(png, f"{label}: {title} ({measure} level)", paths.outputs)
     return dg.MaterializeResult(metadata=metadata)
