@@ -490,9 +490,10 @@ def log_child_training(config: TrackingConfig, parent_run_id: str, *, run_name: 
             for column in history.columns:
                 if column == "step" or not pd.api.types.is_numeric_dtype(history[column]):
                     continue
-                entries += [Metric(column, float(v), now, int(s)) for s, v in zip(history["step"], history[column])
-                            if _finite(v)]
-        entries += [Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)]
+                entries += [Metric(metric_key(column), float(v), now, int(s))
+                            for s, v in zip(history["step"], history[column]) if _finite(v)]
+        # the same keys as log_training_run's, so children and trainings compare side by side
+        entries += [Metric(metric_key(k), float(v), now, 0) for k, v in metrics.items() if _finite(v)]
         _log_metrics_batched(client, run_id, entries)
         if model_dir is not None:
             client.log_artifacts(run_id, str(model_dir), artifact_path=MODEL_FOLDER_ARTIFACT)

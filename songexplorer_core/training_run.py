@@ -78,7 +78,7 @@ def bundle_checkpoint(model_dir: Path, checkpoint: int, bundle: Path) -> Path:
 def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tuple[float, ...] = (1.0,),
                   champion_metric: str, tags: dict[str, str] | None = None, run_name: str | None = None,
                   recipe: str = "", links: str = "", progress=None) -> TrainingRun:
-    """Train on ``ground`` (``dataset.GroundTruth``) with ``train_config`` into ``run_dir``,
+    """Train on ``ground`` (``dataset.GroundTruth`` or a ground-truth folder) with ``train_config`` into ``run_dir``,
     keep the replicate with the best mean validation F1, bundle its best checkpoint into
     ``run_dir/model`` and log it all to ``tracking`` as one run and registered version.
 
@@ -93,9 +93,12 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
     import numpy as np
 
     from songexplorer_core import accuracy as A
+    from songexplorer_core import dataset as D
     from songexplorer_core import models as M
     from songexplorer_core import train as T
     from songexplorer_core.label_kinds import mixed_kind_notes
+
+    ground = D.as_ground_truth(ground, kinds=train_config.kinds_to_use)
     from songexplorer_core.tracking import MIXED_KINDS_TAG, log_training_run, training_run_name
 
     started = time.monotonic()
