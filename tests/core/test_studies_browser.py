@@ -1,0 +1,98 @@
+"""A model study in MLflow's compare view, in a real browser: a tiny 2 x 2 sweep (the synthetic
+ground truth and settings of ``test_studies.py``) logged to a temporary SQLite store, ``mlflow
+server`` on 127.0.0.1 (as ``test_mlflow_browser.py`` starts it), headless Debian Chromium driven
+by Playwright on MLflow's compare-runs page of the four child runs. Saves
+``test-artifacts/screenshots/mlflow-study-compare.png``.
+
+Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from songexplorer_core import studies as S
+from songexplorer_core.tracking import TrackingConfig, child_runs
+from test_mlflow_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, free_port
+from test_studies import base, make_truth
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"needs Debian chromium at {CHROMIUM} (apt-get install -y chromium); "
+                              "Playwright's browser download is not used"),
+]
+
+
+@pytest.fixture
+def study_server(tmp_path):
+    """A 2 x 2 sweep (learning rate x dropout) logged to a fresh store, ``mlflow server`` over it on
+    a free port; yields ``(config, study result)``, the server stopped (its process group) after."""
+    port = free_port()
+    config = TrackingConfig.for_project_dir(tmp_path / "mlflow", ui_url=f"http://127.0.0.1:{port}")
+    truth = make_truth(tmp_path / "truth")
+    trials = S.sweep(base(), {"learning_rate": [0.001, 0.01], "model.dropout_rate": [0.2, 0.5]})
+    result = S.run_study(truth, trials, tmp_path / "study", kind="sweep", base=base(), tracking=config, workers=1)
+    log = open(tmp_path / "mlflow-server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", config.tracking_uri, "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{config.ui_url}/health", timeout=2) as response:
+                assert response.status == 200
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()}")
+            time.sleep(0.5)
+    yield config, result
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+def test_mlflow_compares_the_four_trainings_of_a_sweep_side_by_side(study_server):
+    playwright = pytest.importorskip("playwright.sync_api")
+    config, result = study_server
+    children = child_runs(config, result.parent_run_id)
+    assert len(children) == 4
+    experiment_id = children["experiment_id"].iloc[0]
+    query = urllib.parse.urlencode({"runs": json.dumps(list(children["run_id"])),
+                                    "experiments": json.dumps([experiment_id])})
+    url = f"{config.ui_url}/#/compare-runs?{query}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(url)
+            page.get_by_text("Comparing 4 Runs", exact=False).first.wait_for()
+            for name in children["tags.mlflow.runName"]:
+                page.get_by_text(name, exact=True).first.wait_for()
+            text = page.locator("body").inner_text()
+            assert "learning_rate" in text and "model.dropout_rate" in text
+            time.sleep(2)  # the parallel-coordinates plot draws after the tables
+            page.screenshot(path=str(SCREENSHOTS / "mlflow-study-compare.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "mlflow-study-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
