@@ -83,6 +83,6 @@ def model_study(
     for png, title in (("compare-f1.png", "F1 per label"), ("compare-curves.png", "training curves"),
                        ("compare-confusion.png", "confusion matrices")):
         if (study_dir / png).exists():
-            metadata[png.removesuffix(".png")] = png_markdown(study_dir / png, title)
+            metadata[png.removesuffix(".png")] = png_markdown(study_dir / png, title, paths.outputs)
     context.log.info(summary.per_label_text())
     return dg.MaterializeResult(metadata=metadata)
