@@ -80,13 +80,18 @@ def test_mlflow_compares_the_four_trainings_of_a_sweep_side_by_side(study_server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page = browser.new_page(viewport={"width": 1500, "height": 1500})
         page.set_default_timeout(60_000)
         try:
             page.goto(url)
             page.get_by_text("Comparing 4 Runs", exact=False).first.wait_for()
             for name in children["tags.mlflow.runName"]:
                 page.get_by_text(name, exact=True).first.wait_for()
+            try:  # MLflow 3's "MLflow Assistant" side panel, open on a first visit, hides the runs' columns
+                page.get_by_role("button", name="Close", exact=True).first.click(timeout=5_000)
+                page.get_by_text("MLflow Assistant").first.wait_for(state="hidden", timeout=5_000)
+            except playwright.TimeoutError:
+                pass
             text = page.locator("body").inner_text()
             assert "learning_rate" in text and "model.dropout_rate" in text
             time.sleep(2)  # the parallel-coordinates plot draws after the tables
