@@ -12,12 +12,14 @@ not used); skipped without it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +76,38 @@ def log_training(config: TrackingConfig, tmp_path: Path, n: int, f1: float) -> s
     return tracked.run_id
 
 
+@contextlib.contextmanager
+def serve_mlflow(config: TrackingConfig, folder):
+    """``mlflow server`` for ``config`` on its ``ui_url``'s port of 127.0.0.1, log in ``folder``;
+    stopped (its process group) on exit."""
+    port = urllib.parse.urlparse(config.ui_url).port
+    log_path = folder / "mlflow-server.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", config.tracking_uri, "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{config.ui_url}/health", timeout=2) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start: {log_path.read_text()}")
+                time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
 @pytest.fixture
 def mlflow_server(tmp_path):
     """``mlflow server`` on a free port of 127.0.0.1 over a store with two trainings; yields
@@ -82,29 +116,8 @@ def mlflow_server(tmp_path):
     config = TrackingConfig.for_project_dir(tmp_path / "mlflow", ui_url=f"http://127.0.0.1:{port}")
     log_training(config, tmp_path, 1, 0.80)
     second = log_training(config, tmp_path, 2, 0.95)
-    log = open(tmp_path / "mlflow-server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", config.tracking_uri, "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{config.ui_url}/health", timeout=2) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()}")
-            time.sleep(0.5)
-    yield config, second
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    with serve_mlflow(config, tmp_path):
+        yield config, second
 
 
 def test_the_experiment_link_opens_on_the_training_runs_and_f1_charts_come_first(mlflow_server):

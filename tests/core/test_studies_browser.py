@@ -10,19 +10,14 @@ Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package); skipped without it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 
 from songexplorer_core import studies as S
 from songexplorer_core.tracking import TrackingConfig, child_runs
-from test_mlflow_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, free_port
+from test_mlflow_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, free_port, serve_mlflow
 from test_studies import base, make_truth
 
 pytestmark = [
@@ -43,29 +38,8 @@ def study_server(tmp_path):
     truth = make_truth(tmp_path / "truth")
     trials = S.sweep(base(), {"learning_rate": [0.001, 0.01], "model.dropout_rate": [0.2, 0.5]})
     result = S.run_study(truth, trials, tmp_path / "study", kind="sweep", base=base(), tracking=config, workers=1)
-    log = open(tmp_path / "mlflow-server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", config.tracking_uri, "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{config.ui_url}/health", timeout=2) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()}")
-            time.sleep(0.5)
-    yield config, result
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    with serve_mlflow(config, tmp_path):
+        yield config, result
 
 
 def test_mlflow_compares_the_four_trainings_of_a_sweep_side_by_side(study_server):

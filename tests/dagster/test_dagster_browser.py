@@ -9,6 +9,7 @@ Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package); skipped without it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,35 +92,45 @@ def classified(tmp_path, monkeypatch):
     plots.server_close()
 
 
-@pytest.fixture
-def webserver(classified):
-    project, plots_url, _ = classified
+@contextlib.contextmanager
+def serve_dagster(project, plots_url: str):
+    """``dagster-webserver`` for ``project``'s instance on a free port of 127.0.0.1, its plots by
+    ``plots_url``; yields the UI's address, stopped (its process group) on exit."""
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(project.dagster_home), "SONGEXPLORER_PROJECT": str(project.root),
            "SONGEXPLORER_PLOTS_URL": plots_url}
-    log = open(project.root / "webserver.log", "w")
+    log_path = project.root / "webserver.log"
+    log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml"),
                                 "-h", "127.0.0.1", "-p", str(port)], cwd=project.dagster_home, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"dagster-webserver did not start: {(project.root / 'webserver.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dagster-webserver did not start: {log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def webserver(classified):
+    project, plots_url, _ = classified
+    with serve_dagster(project, plots_url) as url:
+        yield url
 
 
 def test_a_recordings_dagster_page_shows_its_ethogram_in_place_and_links_to_the_annotator(classified, webserver):

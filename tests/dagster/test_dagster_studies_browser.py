@@ -11,18 +11,12 @@ Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package); skipped without it.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 
 import dagster as dg
 import pytest
 
-from test_dagster_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, free_port
+from test_dagster_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve_dagster
 
 TINY = {"recipe": "tutorial", "nsteps": 10, "validate_period": 10, "mini_batch": 4, "workers": 1}
 
@@ -79,32 +73,8 @@ def studied(tmp_path, monkeypatch):
 @pytest.fixture
 def webserver(studied):
     project, plots_url, _ = studied
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(project.dagster_home), "SONGEXPLORER_PROJECT": str(project.root),
-           "SONGEXPLORER_PLOTS_URL": plots_url}
-    log = open(project.root / "webserver.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml"),
-                                "-h", "127.0.0.1", "-p", str(port)], cwd=project.dagster_home, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                assert response.status == 200
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"dagster-webserver did not start: {(project.root / 'webserver.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    with serve_dagster(project, plots_url) as url:
+        yield url
 
 
 def test_a_model_studys_dagster_page_shows_its_summary_and_plots(studied, webserver):
