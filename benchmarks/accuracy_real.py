@@ -113,6 +113,8 @@ def candidates() -> dict[str, Candidate]:
         # the default now has negatives: with song mixed into background / gain augmentation
         Candidate("default-mix3n", "default", {"augmentation": mix}),
         Candidate("default-vol5n", "default", {"augmentation": {"volume": (0.5, 1.0)}}),
+        Candidate("default-vol3n", "default", {"augmentation": {"volume": (0.3, 1.0)}}),
+        Candidate("default-voln", "default", {"augmentation": {"volume": (0.2, 1.0)}}),
     ]
     out.update({c.name: c for c in extra})
     return out

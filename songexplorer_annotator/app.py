@@ -69,9 +69,12 @@ class AnnotatorApp:
         autosave_s: float = 5.0,
         snippets: int = 20,
         snippet_s: float = 0.25,
+        action: str = "point",
+        action_parameters: Mapping[str, str] | None = None,
     ):
         self.project = project
-        self.shared = shared = Shared(project, Catalog(project), int(plot_width))
+        self.shared = shared = Shared(project, Catalog(project), int(plot_width), action=action,
+                                      action_parameters=dict(action_parameters or {}))
         self.autosave_s = float(autosave_s)
         self.keys = KeyListener(on_key=locked(self.handle_key), on_stored_name=locked(self._stored_name))
         self._build_name_prompt()

@@ -9,6 +9,7 @@ The annotator reads one documented file, ``outputs/cluster/cluster.parquet``, on
 ``kind``   annotated, detected, predicted, missed...
 ``label``  the sound's label
 ``x, y``   its position in the embedding (UMAP, t-SNE, PCA...); ``z`` optional
+``group``  optional: the group of nearby sounds it lies in (-1: none), labelled as one
 ========  =====================================================================
 
 Rows whose recording is not in the project are counted and left out (the view says how many).
@@ -45,6 +46,10 @@ class ClusterTable:
     @property
     def has_z(self) -> bool:
         return "z" in self.sounds.columns
+
+    @property
+    def has_groups(self) -> bool:
+        return "group" in self.sounds.columns
 
 
 def cluster_path(outputs: str | Path) -> Path:
@@ -86,6 +91,8 @@ def read_cluster_table(path: str | Path, key_for) -> ClusterTable | None:
                "y": frame.loc[matched, "y"].astype(float).to_numpy()}
     if "z" in frame.columns:
         columns["z"] = frame.loc[matched, "z"].astype(float).to_numpy()
+    if "group" in frame.columns:
+        columns["group"] = frame.loc[matched, "group"].fillna(-1).astype("int64").to_numpy()
     sounds = pd.DataFrame(columns)
     return ClusterTable(sounds=sounds, unmatched=int((~matched).sum()), path=path)
 
@@ -114,3 +121,19 @@ def nearest_sounds(sounds: pd.DataFrame, x: float, y: float, n: int, *, box=None
     distance = np.hypot(sounds["x"].to_numpy() - x, sounds["y"].to_numpy() - y)
     order = np.argsort(distance, kind="stable")[: max(int(n), 0)]
     return sounds.iloc[order]
+
+
+def inside_polygon(sounds: pd.DataFrame, xs, ys) -> pd.DataFrame:
+    """The sounds whose ``(x, y)`` lies inside the polygon of vertices ``(xs[i], ys[i])`` (a
+    lasso selection; even-odd rule, the polygon closed from its last vertex to its first)."""
+    px, py = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    x, y = sounds["x"].to_numpy(dtype=float), sounds["y"].to_numpy(dtype=float)
+    inside = np.zeros(len(sounds), dtype=bool)
+    if len(px) < 3:
+        return sounds.iloc[[]]
+    for (x0, y0), (x1, y1) in zip(zip(px, py), zip(np.roll(px, -1), np.roll(py, -1))):
+        crosses = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (x < at)
+    return sounds[inside]

@@ -1,6 +1,8 @@
 """The Cluster tab: the sounds of ``outputs/cluster/cluster.parquet`` as a scatter plot, and a grid
 of spectrogram snippets of the sounds nearest a tapped point (or inside a selected box). A click on
-a snippet shows its sound in the Recording tab; a double-click annotates it with the current label."""
+a snippet shows its sound in the Recording tab; a double-click annotates it with the current label.
+A tap also selects the group the sound lies in, and the box and lasso tools select what they
+enclose: *Label selection* annotates every selected sound at once (``cluster_labels``)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,17 @@ import numpy as np
 import pandas as pd
 import panel as pn
 from bokeh.events import DoubleTap, SelectionGeometry, Tap
-from bokeh.models import BoxSelectTool, ColumnDataSource, HoverTool, LinearColorMapper, Range1d, TapTool
+from bokeh.models import (
+    BoxSelectTool, ColumnDataSource, HoverTool, LassoSelectTool, LinearColorMapper, Range1d, TapTool,
+)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 
 from songexplorer_annotator.catalog import AccessError, Recording
-from songexplorer_annotator.cluster import ClusterError, cluster_path, filter_sounds, nearest_sounds, read_cluster_table
+from songexplorer_annotator.cluster import (
+    ClusterError, cluster_path, filter_sounds, inside_polygon, nearest_sounds, read_cluster_table,
+)
+from songexplorer_annotator.cluster_labels import SelectionLabeller
 from songexplorer_annotator.signals import window_spectrogram
 from songexplorer_annotator.ui import Shared, locked, locked_event
 from songexplorer_core.annotation_session import SessionError, Sound
@@ -33,6 +40,8 @@ DAGSTER_LOCATION = "songexplorer"
 #: ``songexplorer_dagster/defs/review/jobs.py``; each runs ``activations`` and ``cluster``), with
 #: the sounds each one clusters.
 CLUSTER_JOBS = {
+    "label_sounds_job": "detected sounds, no model needed: start from zero, label whole groups here",
+    "find_novel_labels_job": "annotated and detected sounds: find kinds of sound nobody labelled yet",
     "fix_false_positives_job": "annotated and predicted sounds: find false positives",
     "fix_false_negatives_job": "annotated and missed sounds: find what the model failed to call",
     "examine_errors_job": "detected and mistaken sounds: see what the model confuses",
@@ -54,8 +63,8 @@ def no_clusters_message(where: str) -> str:
     )
     return (
         f"<p><b>No clusters yet.</b> This tab shows <code>{html.escape(where)}</code>, which the "
-        "<code>cluster</code> asset writes. Launch one of these Dagster jobs (each needs a trained model; it "
-        f"computes the model's activations at the sounds and clusters them):</p><ul>{jobs}</ul>"
+        "<code>cluster</code> asset writes. Launch one of these Dagster jobs (each but the first needs a trained "
+        f"model; it computes the model's activations at the sounds and clusters them):</p><ul>{jobs}</ul>"
         "<p>When the run has finished, press <i>Reload clusters</i>.</p>"
     )
 
@@ -92,7 +101,9 @@ class ClusterView:
             widget.param.watch(locked(lambda _event: self._render_scatter()), "value")
         self._build_scatter()
         self._build_snippets()
-        self.cluster_plots = pn.Row(pn.pane.Bokeh(self.scatter), pn.pane.Bokeh(self.snippets))
+        self.labeller = SelectionLabeller(shared, on_annotated=on_annotated, on_labelled=self.render_snippets)
+        self.cluster_plots = pn.Column(self.labeller.layout,
+                                       pn.Row(pn.pane.Bokeh(self.scatter), pn.pane.Bokeh(self.snippets)))
         self.layout = pn.Column(
             pn.Row(self.cluster_refresh, pn.pane.HTML("colour by", margin=(12, 4)), self.colour_by,
                    self.kind_filter, self.label_filter),
@@ -105,8 +116,8 @@ class ClusterView:
         self.scatter_source = ColumnDataSource(_empty_scatter())
         self.chosen_source = ColumnDataSource(dict(x=[], y=[]))
         self.scatter = figure(width=560, height=520, name="scatter", tools="pan,wheel_zoom,reset",
-                              toolbar_location="above", title="sounds (tap or box-select a region)")
-        self.scatter.add_tools(BoxSelectTool(renderers=[]), TapTool(renderers=[]))
+                              toolbar_location="above", title="sounds (tap a group, or box / lasso a region)")
+        self.scatter.add_tools(BoxSelectTool(renderers=[]), LassoSelectTool(renderers=[]), TapTool(renderers=[]))
         points = self.scatter.scatter("x", "y", source=self.scatter_source, color="colour", size=6, alpha=0.7,
                                       legend_field="group")
         self.scatter.add_tools(HoverTool(renderers=[points], tooltips=[("recording", "@recording"),
@@ -162,10 +173,13 @@ class ClusterView:
         kinds = sorted(sounds["kind"].unique())
         labels = sorted(sounds["label"].unique())
         self.kind_filter.options, self.label_filter.options = kinds, labels
+        self.colour_by.options = ["label", "kind", "group"] if table.has_groups else ["label", "kind"]
+        groups = int(sounds["group"].max()) + 1 if table.has_groups and len(sounds) else 0
         self.cluster_info.object = (
             f"{len(sounds)} sounds from <code>{html.escape(table.path.name)}</code>"
             + (f" ({table.unmatched} rows name recordings this project does not have)" if table.unmatched else "")
             + (" · 3-D embedding shown as x/y" if table.has_z else "")
+            + (f" · {groups} groups: tap a sound to select its group" if groups else "")
         )
         self._render_scatter()
 
@@ -187,7 +201,7 @@ class ClusterView:
             start=sounds["start"].to_numpy(), stop=sounds["stop"].to_numpy(),
             start_s=sounds["start"].to_numpy() / rates, stop_s=sounds["stop"].to_numpy() / rates,
             kind=sounds["kind"].to_numpy(),
-            label=sounds["label"].to_numpy(), group=sounds[by].to_numpy(),
+            label=sounds["label"].to_numpy(), group=sounds[by].astype(str).to_numpy(),
             colour=[colours[g] for g in sounds[by]],
         )
 
@@ -201,12 +215,37 @@ class ClusterView:
     def _scatter_tap(self, event) -> None:
         if event.x is not None and event.y is not None:
             self.choose_snippets(event.x, event.y)
+            self.select_group_at(event.x, event.y)
 
     def _scatter_box(self, event) -> None:
         geometry = event.geometry or {}
-        if geometry.get("type") == "rect" and getattr(event, "final", True):
+        if not getattr(event, "final", True) or self._cluster is None:
+            return
+        if geometry.get("type") == "rect":
             box = (geometry["x0"], geometry["x1"], geometry["y0"], geometry["y1"])
             self.choose_snippets((box[0] + box[1]) / 2, (box[2] + box[3]) / 2, box=box)
+            self.labeller.select(nearest_sounds(self._filtered_sounds(), 0, 0, len(self._cluster.sounds), box=box),
+                                 "the box")
+        elif geometry.get("type") == "poly":
+            inside = inside_polygon(self._filtered_sounds(), geometry["x"], geometry["y"])
+            self.labeller.select(inside, "the lasso")
+            self._snippet_rows = inside.head(self.nsnippets).reset_index(drop=True)
+            self.chosen_source.data = dict(x=self._snippet_rows["x"].to_numpy(), y=self._snippet_rows["y"].to_numpy())
+            self.render_snippets()
+
+    def select_group_at(self, x: float, y: float) -> None:
+        """Select the group of the (shown) sound nearest ``(x, y)``; just that sound if it is in none."""
+        if self._cluster is None:
+            return
+        shown = self._filtered_sounds()
+        nearest = nearest_sounds(shown, x, y, 1)
+        if not len(nearest):
+            return
+        group = int(nearest["group"].iat[0]) if self._cluster.has_groups else -1
+        if group < 0:
+            self.labeller.select(nearest, "the sound tapped, in no group")
+        else:
+            self.labeller.select(shown[shown["group"] == group], f"group {group}")
 
     def choose_snippets(self, x: float, y: float, *, box=None) -> None:
         """Fill the snippet grid with the sounds nearest ``(x, y)`` (inside ``box`` if given)."""

@@ -248,10 +248,10 @@ class RecordingView:
                     self.shared.show_info("choose a label first (type one into a label box), or press 0 to delete "
                                           "someone else's annotation")
             else:
-                action = session.double_click_lower(key, tic, proximity=proximity)
+                action = session.double_click_lower(key, tic, proximity=proximity, place=placement(self.recording, self.shared))
                 if action is None:
                     self.shared.show_info("choose a label first: type one into a label box or click its counter")
-        except SessionError as error:
+        except (SessionError, ValueError) as error:  # ValueError: the double-click action's, one line
             self.shared.show_error(str(error))
             return
         if action is not None:
@@ -341,6 +341,19 @@ class RecordingView:
         self.view = self.view.centred_on(tic)
         self.render()
         return self.recording
+
+
+def placement(recording: Recording, shared: Shared) -> Callable[[int], tuple[int, int]]:
+    """Where the double-click action (``Shared.action``) puts a new annotation at a tic of ``recording``."""
+    from songexplorer_core.annotation_actions import load_action, place
+    from songexplorer_core.audio import read_recording
+
+    action = load_action(shared.action)
+
+    def read(start: int, stop: int):
+        return read_recording(recording.path, start, stop, dtype="int16")[1]
+
+    return lambda tic: place(action, read, tic, recording.rate, shared.action_parameters, recording.info.frames)
 
 
 def _float(text) -> float | None:

@@ -48,6 +48,9 @@ class Shared:
     catalog: Catalog
     plot_width: int  #: width of the plots, screen pixels
     session: AnnotationSession | None = None
+    #: the double-click action's name and settings (``songexplorer_core.annotation_actions``)
+    action: str = "point"
+    action_parameters: dict = field(default_factory=dict)
     message: pn.pane.HTML = field(default_factory=lambda: pn.pane.HTML("", sizing_mode="stretch_width",
                                                                         name="message"))
 

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("init", "demo", "status", "register", "plots", "detect", "annotate", "train", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes", "studies")
+COMMANDS = ("init", "demo", "status", "register", "plots", "detect", "annotate", "train", "autoencode", "accuracy", "classify", "ethogram", "congruence", "misses", "summaries", "activations", "cluster", "mistakes", "studies", "formats", "plugins")
 
 
 def version_line() -> str:
@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "audio_reader"):  # a command that reads recordings (options.add_audio_options)
+            from songexplorer_cli.options import configure_audio_from
+
+            configure_audio_from(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"songexplorer {args.command}: interrupted", file=sys.stderr)

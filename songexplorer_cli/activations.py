@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from songexplorer_cli.options import (
+    add_audio_options,
     LabelsOption, add_compute_options, configure_compute_from, nonnegative_float, nonnegative_int, positive_float,
     positive_int, progress_bar,
 )
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
                         "range is kept float32; default %(default)s)")
     add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_audio_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -6,7 +6,9 @@ from songexplorer_cli.options import check_port_free, nonnegative_float, port_nu
 
 import sys
 
-from songexplorer_cli.options import LabelsOption
+from pathlib import Path
+
+from songexplorer_cli.options import LabelsOption, key_value
 from songexplorer_core.project import project_from_env
 
 
@@ -41,13 +43,23 @@ def register(subparsers) -> None:
                         help="seconds between automatic saves of unsaved changes; 0 saves only on the Save "
                         "button and when the page closes (default 5)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument("--action", default="point", metavar="NAME",
+                        help="what a double-click in empty space annotates: 'point' (default), 'snap-to' (the loudest "
+                        "tic nearby, SongExplorer's), or an installed plug-in (`songexplorer plugins`)")
+    parser.add_argument("--action-parameter", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="the action's settings, e.g. search_ms=10 range_ms=1 for snap-to (repeat for more)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from songexplorer_annotator.server import serve  # panel is imported only when the annotator is served
 
+    from songexplorer_core.annotation_actions import load_action
+    from songexplorer_core.project import Project
+
     root = args.project or project_from_env().root
+    load_action(args.action)  # an unknown or broken action stops here, naming the installed ones
+    Project(Path(root).expanduser().resolve()).use_audio()  # the project's readers, filter and channel map
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.address} over plain HTTP: anyone on the network who learns the printed "
@@ -55,5 +67,6 @@ def run(args) -> int:
     if args.port:
         check_port_free(args.address, args.port)  # one line, before the server starts
     serve(root, address=args.address, port=args.port, annotator=args.annotator, show=args.show,
-          allow_hosts=args.allow_host, context_s=args.context, labels=labels, autosave_s=args.autosave)
+          allow_hosts=args.allow_host, context_s=args.context, labels=labels, autosave_s=args.autosave,
+          action=args.action, action_parameters=dict(args.action_parameter))
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songexplorer_cli.options import LabelsOption, add_compute_options, configure_compute_from, positive_int, progress_bar
+from songexplorer_cli.options import LabelsOption, add_compute_options, configure_compute_from, positive_int, progress_bar, add_audio_options
 from songexplorer_core.classify import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SPAN_TICS,
@@ -65,6 +65,7 @@ def register(subparsers) -> None:
                         help="precision of the .npz (float16 halves its size; default %(default)s)")
     add_compute_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_audio_options(parser)
     parser.set_defaults(func=run)
 
 

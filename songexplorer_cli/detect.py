@@ -1,4 +1,5 @@
-"""``songexplorer detect WAV... --out-dir DIR``: SongExplorer's time/frequency threshold detector.
+"""``songexplorer detect WAV... --out-dir DIR``: SongExplorer's time/frequency threshold detector,
+or a detector plug-in by name (``--detector NAME``, docs/plugins.md).
 
 Writes ``<wav basename>-detected.csv`` per recording into ``--out-dir`` in SongExplorer's format
 (``wav,start,stop,detected,label``; ``time``, then ``frequency``, then ``neither`` rows), each
@@ -8,7 +9,7 @@ the others are still written, and the exit status is 1.
 
 from __future__ import annotations
 
-from songexplorer_cli.options import positive_int
+from songexplorer_cli.options import add_audio_options, key_value, positive_int
 
 import sys
 from pathlib import Path
@@ -16,8 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songexplorer_core.detect import (
+    DEFAULT_DETECTOR,
     DetectParams,
     detect_recording,
+    detect_with,
     detected_csv_name,
     write_detected_csv,
 )
@@ -66,6 +69,12 @@ def register(subparsers) -> None:
                         help="write inclusive, in-range intervals (time stops inclusive, no negative "
                         "frequency starts, quiet stretches at the ends kept) instead of SongExplorer's")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME",
+                        help="detector by name: SongExplorer's (default %(default)s, with the options above) or an "
+                        "installed plug-in (`songexplorer plugins`), which gets --detector-parameter instead")
+    parser.add_argument("--detector-parameter", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="a plug-in detector's parameter (repeat for more)")
+    add_audio_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -85,6 +94,13 @@ def params_from_args(args) -> DetectParams:
 
 def run(args) -> int:
     params = params_from_args(args)  # a bad parameter stops here, before anything is written
+    if args.detector != DEFAULT_DETECTOR:
+        from songexplorer_core import plugins
+
+        plugins.load("detectors", args.detector)  # an unknown or broken detector stops here too
+    elif args.detector_parameter:
+        raise ValueError("--detector-parameter is for plug-in detectors; SongExplorer's takes its own options "
+                         "(--time-sigma, ...)")
     if args.audio_tic_rate is not None:
         params.settings(args.audio_tic_rate)  # and so does one unusable at the expected rate
     out_dir = Path(args.out_dir)
@@ -101,10 +117,11 @@ def run(args) -> int:
     for path, name in zip(bar, names):
         bar.set_postfix_str(path.name)
         try:
-            frame = detect_recording(
-                path, params, expected_rate=args.audio_tic_rate, expected_channels=args.audio_nchannels,
-                quirks=not args.fix_quirks,
-            )
+            expected = {"expected_rate": args.audio_tic_rate, "expected_channels": args.audio_nchannels}
+            if args.detector == DEFAULT_DETECTOR:
+                frame = detect_recording(path, params, quirks=not args.fix_quirks, **expected)
+            else:
+                frame = detect_with(args.detector, path, dict(args.detector_parameter), **expected)
         except (ValueError, OSError) as error:
             failures.append(path)
             tqdm.write(f"songexplorer detect: error: {error}", file=sys.stderr)

@@ -43,9 +43,10 @@ def register(subparsers) -> None:
     parser.add_argument("--audio-tic-rate", type=positive_int, default=None, metavar="HZ",
                         help="the recordings' tic rate, Hz; needed only when reading probability WAVs "
                         "(the .npz records it)")
-    parser.add_argument("--method", choices=METHOD_CHOICES, default=DEFAULT_METHOD,
+    parser.add_argument("--method", default=DEFAULT_METHOD, metavar="NAME",
                         help="'threshold' (SongExplorer's default), 'maxprob', or 'auto': maxprob for exclusive "
-                        "models, threshold for overlapped ones (default %(default)s; why: docs/recipe.md)")
+                        "models, threshold for overlapped ones (default %(default)s; why: docs/recipe.md); or an "
+                        f"installed ethogram plug-in (`songexplorer plugins`). Built in: {', '.join(METHOD_CHOICES)}")
     parser.add_argument("--min-segment-fraction", type=nonnegative_float, default=DEFAULT_MIN_SEGMENT_FRACTION, metavar="F",
                         help="drop predicted intervals of a label annotated only with ranges (sine, syllables) "
                         "shorter than F times its shortest annotated range (from the model folder's "
@@ -63,6 +64,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from songexplorer_core.ethogram import check_method
+
+    check_method(args.method)  # an unknown or broken method stops here, naming those there are
     failures = []
     recordings = [Path(p).name for p in args.recordings]
     bar = tqdm(recordings, desc="ethogram", unit="recording", disable=args.no_progress, file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``songexplorer init DIR [--from PATH] [--link]``: create a project folder."""
+"""``songexplorer init DIR [--from PATH] [--link] [--gpus N]``: create a project folder (or set an
+existing one's number of GPUs)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,21 @@ def register(subparsers) -> None:
                         help="an existing SongExplorer ground-truth folder (WAVs and CSVs, any depth)")
     parser.add_argument("--link", action="store_true",
                         help="symlink groundtruth/ to --from instead of copying it")
+    parser.add_argument("--gpus", type=int, metavar="N",
+                        help="GPU steps (training, classification) that may run at once: the number of GPUs "
+                             "(the gpu pool's limit in dagster_home/dagster.yaml; 1 in a new project). "
+                             "Also changes an existing project")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    project = init_project(args.directory, from_groundtruth=args.from_groundtruth, link=args.link)
+    project = init_project(args.directory, from_groundtruth=args.from_groundtruth, link=args.link, gpus=args.gpus)
     settings = project.settings()
     recordings = find_recordings(project.groundtruth)
     print(f"project {project.root}: {len(recordings)} recording(s), "
           f"{settings.audio_tic_rate} Hz, {settings.audio_nchannels} channel(s)")
+    if args.gpus is not None:
+        print(f"gpu pool: {args.gpus} step(s) at once ({project.dagster_home / 'dagster.yaml'})")
     print(f"run it with: SONGEXPLORER_PROJECT={project.root} DAGSTER_HOME={project.dagster_home} "
           f"dagster dev -w workspace.yaml")
     return 0

@@ -127,3 +127,86 @@ class LabelsOption(argparse.Action):
         except LabelError as error:
             parser.error(f"argument {option_string}: {error}")
         setattr(namespace, self.dest, value)
+
+
+# -- plug-ins and audio readers (docs/plugins.md) ----------------------------------------------
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)`` (a plug-in's parameter; the value stays text)."""
+    import argparse
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
+def channel_map(text: str) -> dict[str, list[int]]:
+    """``left=0,right=1`` (or ``both=0+1``) -> ``{"left": [0], "right": [1]}``: recording names and
+    their 0-based channels."""
+    import argparse
+
+    mapping = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, equals, channels = part.partition("=")
+        try:
+            numbers = [int(c) for c in channels.split("+")]
+        except ValueError:
+            numbers = []
+        if not equals or not name.strip() or not numbers or min(numbers) < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=CHANNEL[+CHANNEL],... (e.g. left=0,right=1)")
+        mapping[name.strip()] = numbers
+    return mapping
+
+
+def add_audio_options(parser) -> None:
+    """``--audio-reader``, ``--highpass-hz`` and ``--channel-map`` for commands that read recordings;
+    unset, they take the project's songexplorer.toml ($SONGEXPLORER_PROJECT) when it has one."""
+    group = parser.add_argument_group("reading recordings (default: the project's songexplorer.toml, docs/plugins.md)")
+    group.add_argument("--audio-reader", default=None, metavar="NAME",
+                       help="audio reader by name (`songexplorer plugins` lists them); default: by file suffix")
+    group.add_argument("--highpass-hz", type=nonnegative_float, default=None, metavar="HZ",
+                       help="high-pass filter every recording at this cut-off, Hz (0: none)")
+    group.add_argument("--channel-map", type=channel_map, default=None, metavar="NAME=CH,...",
+                       help="one recording per name from each file's channels, e.g. left=0,right=1 "
+                       "(recordings <file>-left, <file>-right)")
+
+
+def configure_audio_from(args) -> None:
+    """Put the audio settings in force: the project's ($SONGEXPLORER_PROJECT, when its
+    songexplorer.toml exists), with the command's flags where given."""
+    from songexplorer_core.audio_readers import AudioSettings, configure_audio
+    from songexplorer_core.project import project_from_env
+
+    overrides = {"reader": getattr(args, "audio_reader", None), "highpass_hz": getattr(args, "highpass_hz", None),
+                 "channel_map": getattr(args, "channel_map", None)}
+    project = project_from_env()
+    if project.settings_path.exists():
+        project.use_audio(**overrides)
+    else:
+        configure_audio(AudioSettings.make(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+def tracking_from(uri: str | None, groundtruth: str | None, disabled: bool = False):
+    """The tracking store ``--mlflow`` names (a URI, or a folder for SQLite and artifacts inside),
+    else the project's when ``groundtruth`` lies in a project's ``groundtruth/``; ``None`` if neither."""
+    from pathlib import Path
+
+    from songexplorer_core.project import SETTINGS_FILE, Project
+    from songexplorer_core.tracking import TrackingConfig
+
+    if disabled:
+        return None
+    if uri:
+        if "://" in uri or uri.startswith("sqlite:"):
+            if uri.startswith("sqlite:///"):
+                folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
+                return TrackingConfig(tracking_uri=uri, artifact_location=(folder / "artifacts").as_uri())
+            return TrackingConfig(tracking_uri=uri)
+        return TrackingConfig.for_project_dir(uri)
+    if groundtruth:
+        for folder in Path(groundtruth).resolve().parents:
+            if (folder / SETTINGS_FILE).is_file():
+                return TrackingConfig.for_project_dir(Project(folder).mlflow_dir)
+    return None

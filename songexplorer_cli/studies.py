@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from songexplorer_cli import train as train_command
+from songexplorer_cli.options import tracking_from
 
 STUDY_COMMANDS = ("xvalidate", "generalize", "sweep", "replicates", "learning-curve")
 
@@ -112,28 +112,6 @@ def _ratios(text: str) -> tuple[float, ...]:
     from songexplorer_core.accuracy import iter_ratios
 
     return iter_ratios(text)
-
-
-def tracking_from(uri: str | None, groundtruth: str | None, disabled: bool = False):
-    """The tracking store ``--mlflow`` names (a URI, or a folder for SQLite and artifacts inside),
-    else the project's when ``groundtruth`` lies in a project's ``groundtruth/``; ``None`` if neither."""
-    from songexplorer_core.project import SETTINGS_FILE, Project
-    from songexplorer_core.tracking import TrackingConfig
-
-    if disabled:
-        return None
-    if uri:
-        if "://" in uri or uri.startswith("sqlite:"):
-            if uri.startswith("sqlite:///"):
-                folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
-                return TrackingConfig(tracking_uri=uri, artifact_location=(folder / "artifacts").as_uri())
-            return TrackingConfig(tracking_uri=uri)
-        return TrackingConfig.for_project_dir(uri)
-    if groundtruth:
-        for folder in Path(groundtruth).resolve().parents:
-            if (folder / SETTINGS_FILE).is_file():
-                return TrackingConfig.for_project_dir(Project(folder).mlflow_dir)
-    return None
 
 
 def plan_from_args(args):

@@ -407,6 +407,55 @@ def _edge_medians(path, frames: int, context_tics: int) -> tuple[np.ndarray, np.
     return as_counts(head), as_counts(tail)
 
 
+def sound_windows(table: pd.DataFrame, recordings: Mapping[str, str | os.PathLike], geometry: Geometry, *,
+                  rate: int, nchannels: int, position: str = "centre", seed: int | None = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One window of ``geometry.input_tics`` tics per sound of ``table`` (a :func:`sound_table`),
+    cut as the module docstring says, read from ``recordings`` (key -> WAV path).
+
+    Returns:
+        ``(windows int16 [nsounds, input_tics, nchannels], padded bool [nsounds], tics int64
+        [nsounds] (the tic each window is centred on), keys [nsounds] (recording keys))``.
+
+    Raises:
+        ActivationsError: a recording missing from ``recordings``, or a sound whose tic lies
+            outside its recording.
+        RecordingError: a recording at another rate (Hz) or channel count than asked.
+    """
+    input_tics = geometry.input_tics
+    keys = (table["recording"] if "recording" in table.columns else table["wav"]).astype(str).to_numpy()
+    missing = sorted(set(keys) - set(recordings))
+    if missing:
+        raise ActivationsError(f"sounds name recording(s) {missing[:5]} that are not among the recordings given "
+                               f"({sorted(recordings)[:5]} ...); give every recording's path")
+    tics = sound_tics(table, position=position, seed=seed)
+    starts = tics - geometry.before_tics
+
+    n = len(table)
+    windows = np.empty((n, input_tics, nchannels), dtype=np.int16)
+    padded = np.zeros(n, dtype=bool)
+    for key in sorted(set(keys)):
+        rows = np.flatnonzero(keys == key)
+        path = Path(recordings[key])
+        info = check_recording(path, expected_rate=rate, expected_channels=nchannels)
+        outside = rows[(tics[rows] < 0) | (tics[rows] >= info.frames)]
+        if len(outside):
+            examples = ", ".join(f"{table['start'].iat[r]}-{table['stop'].iat[r]}" for r in outside[:5])
+            raise ActivationsError(
+                f"{path}: {len(outside)} sound(s) lie outside the recording ({info.frames} tics), e.g. tics "
+                f"{examples}; fix those intervals or the recording they name")
+        first = int(max(0, starts[rows].min()))
+        stop = int(min(info.frames, starts[rows].max() + input_tics))
+        _, samples = read_recording(path, first, stop)
+        needs_pad = bool((starts[rows] < 0).any() or (starts[rows] + input_tics > info.frames).any())
+        if needs_pad:
+            left, right = _edge_medians(path, info.frames, geometry.context_tics)
+        else:
+            left = right = np.zeros(nchannels, np.int16)
+        windows[rows], padded[rows] = cut_windows(samples, first, info.frames, starts[rows], input_tics, left, right)
+    return windows, padded, tics, keys
+
+
 def compute_activations(
     trained_model,
     sounds: pd.DataFrame,
@@ -460,36 +509,9 @@ def compute_activations(
     input_tics = geometry.input_tics
 
     table = sound_table(sounds, source="sounds")
-    keys = (table["recording"] if "recording" in table.columns else table["wav"]).astype(str).to_numpy()
-    missing = sorted(set(keys) - set(recordings))
-    if missing:
-        raise ActivationsError(f"sounds name recording(s) {missing[:5]} that are not among the recordings given "
-                               f"({sorted(recordings)[:5]} ...); give every recording's path")
-    tics = sound_tics(table, position=position, seed=seed)
-    starts = tics - geometry.before_tics
-
+    windows, padded, tics, keys = sound_windows(table, recordings, geometry, rate=rate, nchannels=nchannels,
+                                                position=position, seed=seed)
     n = len(table)
-    windows = np.empty((n, input_tics, nchannels), dtype=np.int16)
-    padded = np.zeros(n, dtype=bool)
-    for key in sorted(set(keys)):
-        rows = np.flatnonzero(keys == key)
-        path = Path(recordings[key])
-        info = check_recording(path, expected_rate=rate, expected_channels=nchannels)
-        outside = rows[(tics[rows] < 0) | (tics[rows] >= info.frames)]
-        if len(outside):
-            examples = ", ".join(f"{table['start'].iat[r]}-{table['stop'].iat[r]}" for r in outside[:5])
-            raise ActivationsError(
-                f"{path}: {len(outside)} sound(s) lie outside the recording ({info.frames} tics), e.g. tics "
-                f"{examples}; fix those intervals or the recording they name")
-        first = int(max(0, starts[rows].min()))
-        stop = int(min(info.frames, starts[rows].max() + input_tics))
-        _, samples = read_recording(path, first, stop)
-        needs_pad = bool((starts[rows] < 0).any() or (starts[rows] + input_tics > info.frames).any())
-        if needs_pad:
-            left, right = _edge_medians(path, info.frames, geometry.context_tics)
-        else:
-            left = right = np.zeros(nchannels, np.int16)
-        windows[rows], padded[rows] = cut_windows(samples, first, info.frames, starts[rows], input_tics, left, right)
 
     hidden_indices = [i for i in requested if 0 < i < output_index]
     network = _Network(keras_model, [names[i] for i in hidden_indices], input_tics, nchannels)

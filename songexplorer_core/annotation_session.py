@@ -31,7 +31,7 @@ whether they write different files (different annotators) or the same file (one 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,13 +329,14 @@ class AnnotationSession:
         """Click-and-drag from ``tic0`` to ``tic1``: annotate ``[min, max]`` with the current label."""
         return self.add(key, int(round(min(tic0, tic1))), int(round(max(tic0, tic1))))
 
-    def double_click_lower(self, key: str, tic: float, *, proximity: int = 0) -> Action | None:
+    def double_click_lower(self, key: str, tic: float, *, proximity: int = 0,
+                           place: Callable[[int], tuple[int, int]] | None = None) -> Action | None:
         """Double-click at ``tic`` in the lower half (session annotations).
 
         If the last session annotation starting at or before ``tic + proximity`` ends at or after
-        ``tic - proximity`` it is removed; otherwise, with a label chosen, a point annotation
-        ``[tic, tic]`` is added. Returns the action, or ``None`` if nothing happened.
-        """
+        ``tic - proximity`` it is removed; otherwise, with a label chosen, ``place(tic) -> (start,
+        stop)`` (``annotation_actions``; default the point ``[tic, tic]``) is added. Returns the
+        action, or ``None`` if nothing happened."""
         state = self._state(key)
         tic = int(round(tic))
         candidates = [s for s in sorted(state.annotations) if s.start <= tic + proximity]
@@ -343,7 +344,7 @@ class AnnotationSession:
             return self.remove(key, candidates[-1])
         if not self.label:
             return None
-        return self.add(key, tic, tic)
+        return self.add(key, *((tic, tic) if place is None else place(tic)))
 
     def sound_under(self, key: str, tic: float, *, proximity: int = 0) -> Sound | None:
         """The shortest used sound within ``proximity`` tics of ``tic`` (``annotated`` preferred

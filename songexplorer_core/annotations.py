@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from songexplorer_core.atomic import atomic_write, is_temporary
+from songexplorer_core.audio_readers import is_audio_name, is_channel_name
 from songexplorer_core.labels import FIX as LABEL_FIX
 from songexplorer_core.labels import label_problem
 
@@ -105,7 +106,9 @@ class CsvName:
     ``CsvName(recording="PS.wav", kind="annotated", tag="person1")``.
     """
 
-    recording: str  #: basename of the recording the CSV belongs to (".wav" assumed if absent)
+    #: basename of the recording the CSV belongs to (".wav" assumed if it names no audio file or
+    #: channel recording ``<file>-<name>``, ``songexplorer_core.audio_readers``)
+    recording: str
     kind: str  #: annotated, detected, predicted, missed, mistakes, disjoint
     tag: str  #: annotator / threshold ratio / disjoint kind ("" when none)
 
@@ -115,6 +118,9 @@ _NAME = re.compile(
     r"|^(?P<stem2>.+?)-(?P<kind2>detected|predicted|missed|mistakes)\.csv$"
 )
 _TIMESTAMP_TAIL = re.compile(r"^(?P<rec>.+)-\d{8}T\d{6}$")
+#: DAS's annotation CSVs end so (``songexplorer_core.formats.das``); such a name is never
+#: SongExplorer's, even ``X.wav-annotated-NAME_annotations.csv`` (an export of a CSV to DAS).
+DAS_SUFFIX = "_annotations.csv"
 
 
 def parse_csv_name(name: str) -> CsvName | None:
@@ -127,26 +133,26 @@ def parse_csv_name(name: str) -> CsvName | None:
     """
     name = Path(name).name
     match = _NAME.match(name)
-    if not match:
+    if not match or name.endswith(DAS_SUFFIX):
         return None
     stem = match.group("stem") or match.group("stem2")
     kind = match.group("kind") or match.group("kind2")
     tag = match.group("tag") or ""
-    if not stem.lower().endswith(".wav"):
+    if not is_audio_name(stem):
         timestamped = _TIMESTAMP_TAIL.match(stem)
-        if timestamped and timestamped.group("rec").lower().endswith(".wav"):
+        if timestamped and is_audio_name(timestamped.group("rec")):
             stem = timestamped.group("rec")
-        else:
+        elif not is_channel_name(stem):  # <file>-<name>: a recording of the channel map
             stem = f"{stem}.wav"
     return CsvName(recording=stem, kind=kind, tag=tag)
 
 
 def annotated_csv_name(recording: str, annotator: str) -> str:
     """The file name an annotator's annotations of ``recording`` are saved under."""
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", annotator or ""):
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", annotator or "") or f"-{annotator}.csv".endswith(DAS_SUFFIX):
         raise AnnotationError(
             f"annotator name {annotator!r} must be letters, digits, '.', '_' or '-' "
-            f"(it becomes part of a file name)."
+            f"(it becomes part of a file name), not ending in '_annotations' (DAS's files end so)."
         )
     return f"{Path(recording).name}-annotated-{annotator}.csv"
 

@@ -121,7 +121,7 @@ def _name_the_target(error: BaseException, path: Path, tmp_name: str) -> None:
 
 def is_temporary(path: str | os.PathLike) -> bool:
     """True for the in-progress files written by :func:`atomic_write` / :func:`atomic_path`."""
-    name = Path(path).name
+    name = os.path.basename(os.fspath(path))  # not Path(): called once per file of large folders
     return name.startswith(".") and (TEMP_SUFFIX in name)
 
 

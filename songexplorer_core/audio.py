@@ -6,41 +6,62 @@ both are available here through ``dtype``. Recordings in any other format libsnd
 (8/24/32-bit PCM, 32/64-bit float, ...) are brought to that same int16 scale (full scale 1.0 =
 32768), so a float WAV from Audacity gives the same results as its 16-bit export.
 
+Which reader reads a file, the high-pass filter and the channel map that makes several
+recordings of one file (a channel recording's path is ``<file>-<name>``) are
+:mod:`songexplorer_core.audio_readers`'; every function here takes a recording's path, a file's
+or a channel recording's alike.
+
 Recordings are never modified: everything here only reads.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
+
+from songexplorer_core.audio_readers import (
+    AudioSettings,
+    RecordingError,
+    audio_settings,
+    channel_map,
+    highpass,
+    highpass_pad_tics,
+    highpass_sos,
+    is_audio_name,
+    open_file,
+    read_header,
+    reader_for,
+    split_channel_path,
+)
+
+__all__ = ["INT16_SCALE", "RECORDING_EXTENSIONS", "RecordingError", "RecordingInfo", "RecordingReader",
+           "RecordingWarning", "check_recording", "is_recording", "read_recording", "recording_exists",
+           "recording_info", "source_file"]
 
 #: SongExplorer divides int16 samples by this to get floats in [-1, 1).
 INT16_SCALE = 32768.0
 
-#: File extensions treated as recordings (SongExplorer's load-wav plug-in).
+#: File extensions SongExplorer's load-wav plug-in treats as recordings; every suffix an installed
+#: reader takes is one here (``songexplorer_core.audio_readers.recording_extensions``).
 RECORDING_EXTENSIONS = (".wav", ".WAV")
-
-
-class RecordingError(ValueError):
-    """A recording cannot be used; the message names the file and how to fix it."""
 
 
 @dataclass(frozen=True)
 class RecordingInfo:
     """What a recording's header says about it."""
 
-    path: Path
+    path: Path  #: the recording's path (``<file>-<name>`` for a channel recording)
     rate: int  #: sample rate, Hz (tics per second)
     channels: int
     frames: int  #: number of tics
     subtype: str  #: e.g. "PCM_16"
-    size_bytes: int
+    size_bytes: int  #: of the file holding it
+    #: the file's channels this recording is made of (``None``: all of them)
+    file_channels: tuple[int, ...] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -48,36 +69,36 @@ class RecordingInfo:
         return self.frames / self.rate if self.rate else 0.0
 
 
-def _check_riff_complete(path: Path) -> None:
-    """Refuse a WAV whose data chunk is shorter than its header claims (a truncated copy).
+def source_file(path: str | os.PathLike) -> Path:
+    """The file holding recording ``path``: itself, or for a channel recording
+    ``<file>-<name>`` (``songexplorer_core.audio_readers``) its file."""
+    return split_channel_path(path)[0]
 
-    libsndfile reads such files quietly up to where the bytes stop, which would silently shift
-    every downstream result; SongExplorer's scipy reader fails obscurely instead.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-            return  # not RIFF/WAVE: soundfile decides (it may be another container or garbage)
-        offset = 12
-        while offset + 8 <= size:
-            handle.seek(offset)
-            chunk = handle.read(8)
-            if len(chunk) < 8:
-                break
-            chunk_id = chunk[:4]
-            (chunk_size,) = struct.unpack("<I" if head[:4] == b"RIFF" else ">I", chunk[4:])
-            if chunk_id == b"data":
-                available = size - (offset + 8)
-                # 0xFFFFFFFF / 0 are used by streaming writers for "unknown": accept those.
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise RecordingError(
-                        f"{path}: truncated WAV: its header announces {chunk_size} bytes of audio "
-                        f"but only {available} are present. The copy is incomplete; copy the "
-                        f"recording again from its source."
-                    )
-                return
-            offset += 8 + chunk_size + (chunk_size & 1)
+
+def recording_exists(path: str | os.PathLike) -> bool:
+    """True when recording ``path`` is there: a file, or a channel recording whose file is."""
+    return source_file(path).is_file()
+
+
+def _resolve(path: Path, settings: AudioSettings):
+    """``(file, reader, header of the file, channels or None)`` of recording ``path``."""
+    file, name = split_channel_path(path)
+    if not file.exists():
+        if name is not None:
+            raise RecordingError(f"{path}: no such recording: its file {file} is missing. Restore the file.")
+        raise RecordingError(f"{path}: no such recording. Check the path or restore the file.")
+    if not file.is_file():
+        raise RecordingError(f"{path}: not a file.")
+    reader = reader_for(file, settings)
+    header = read_header(reader, file)
+    if name is None:
+        return file, reader, header, None
+    mapping = channel_map(reader, file, header, settings)
+    if name not in mapping:
+        raise RecordingError(
+            f"{path}: {file.name} holds no recording {name!r}: its channel map names {sorted(mapping) or 'none'}. "
+            f"Fix the name, or the project's audio_channel_map.")
+    return file, reader, header, mapping[name]
 
 
 def recording_info(path: str | os.PathLike) -> RecordingInfo:
@@ -86,25 +107,15 @@ def recording_info(path: str | os.PathLike) -> RecordingInfo:
     Raises :class:`RecordingError` naming the file for a missing, truncated or non-audio file.
     """
     path = Path(path)
-    if not path.exists():
-        raise RecordingError(f"{path}: no such recording. Check the path or restore the file.")
-    if not path.is_file():
-        raise RecordingError(f"{path}: not a file.")
-    _check_riff_complete(path)
-    try:
-        info = soundfile.info(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise RecordingError(
-            f"{path}: not a readable audio file ({error}). SongExplorer recordings are "
-            f"uncompressed PCM WAV files; re-export it as WAV or remove it from the ground-truth folder."
-        ) from error
+    file, _, header, channels = _resolve(path, audio_settings())
     return RecordingInfo(
         path=path,
-        rate=int(info.samplerate),
-        channels=int(info.channels),
-        frames=int(info.frames),
-        subtype=str(info.subtype),
-        size_bytes=path.stat().st_size,
+        rate=header.rate,
+        channels=header.channels if channels is None else len(channels),
+        frames=header.frames,
+        subtype=header.subtype,
+        size_bytes=file.stat().st_size,
+        file_channels=channels,
     )
 
 
@@ -136,12 +147,7 @@ def check_recording(
     return info
 
 
-#: Sample formats libsndfile reads into int16 exactly as they are (8-bit values scaled by 256,
-#: u-law and A-law decoded to 16 bits): read as int16 directly. Every other format (24- and
-#: 32-bit PCM, 32- and 64-bit float, ADPCM...) is read as floats and scaled to int16 units:
-#: libsndfile reads a float WAV into int16 without scaling, i.e. as silence.
-_INT16_EXACT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "ULAW", "ALAW"})
-#: Frames read at once from a recording stored in another format (bounds the float64 copy).
+#: Frames read at once from a recording stored as floats (bounds the float64 copy).
 _BLOCK_TICS = 1 << 18
 _DTYPES = ("int16", "float32")
 
@@ -152,25 +158,36 @@ class RecordingWarning(UserWarning):
 
 
 class RecordingReader:
-    """An open recording, read span by span in SongExplorer's units whatever its sample format.
+    """An open recording, read span by span in SongExplorer's units whatever its sample format,
+    its reader, its high-pass filter and its channel map (:mod:`songexplorer_core.audio_readers`).
 
     SongExplorer's common unit is the int16 scale: ``dtype="int16"`` gives int16 sample values
     (16-bit PCM as stored; 8-bit PCM times 256; 24- and 32-bit PCM and float rounded to int16,
     full scale 1.0 = 32768), ``dtype="float32"`` the same scale divided by 32768 (full scale
-    [-1, 1), 24-bit and float recordings at their full precision). NaN or infinite samples are
+    [-1, 1), 24-bit and float recordings at their full precision). With a high-pass filter the
+    span is filtered with extra tics on each side (``audio_readers.highpass_pad_tics``), so a span
+    reads the same as that part of the whole filtered recording. NaN or infinite samples are
     refused with the file and tic named.
 
     Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.info = recording_info(path)
-        self.path = self.info.path
-        try:
-            self._handle = soundfile.SoundFile(str(self.path))
-        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            raise RecordingError(f"{self.path}: not a readable audio file ({error}).") from error
-        self.exact_int16 = self.info.subtype in _INT16_EXACT_SUBTYPES
+        settings = audio_settings()
+        self.path = Path(path)
+        file, reader, header, channels = _resolve(self.path, settings)
+        self.info = RecordingInfo(path=self.path, rate=header.rate,
+                                  channels=header.channels if channels is None else len(channels),
+                                  frames=header.frames, subtype=header.subtype, size_bytes=file.stat().st_size,
+                                  file_channels=channels)
+        self.file = file
+        self._channels = None if channels is None else list(channels)
+        self._sos = None
+        self._pad = 0
+        if settings.highpass_hz:
+            self._sos = highpass_sos(settings.highpass_hz, settings.highpass_order, header.rate)
+            self._pad = highpass_pad_tics(settings.highpass_hz, settings.highpass_order, header.rate)
+        self._handle = open_file(reader, file)
 
     def __enter__(self) -> RecordingReader:
         return self
@@ -191,49 +208,61 @@ class RecordingReader:
             raise ValueError(f"dtype must be 'int16' or 'float32', not {dtype!r}")
         start = max(0, int(start_tic))
         stop = max(start, min(self.info.frames, int(stop_tic)))
+        first, last = (max(0, start - self._pad), min(self.info.frames, stop + self._pad)) if self._sos is not None \
+            else (start, stop)
         try:
-            self._handle.seek(start)
-            if self.exact_int16:
-                samples = self._handle.read(stop - start, dtype="int16", always_2d=True)
-                if dtype == "float32":
-                    samples = samples.astype(np.float32) / np.float32(INT16_SCALE)
-            else:
-                samples = self._read_scaled(start, stop, dtype)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
+            samples = self._read_raw(first, last)
+        except (OSError, RuntimeError) as error:
             raise RecordingError(f"{self.path}: could not read tics {start}-{stop}: {error}") from error
-        if len(samples) != stop - start:
-            raise RecordingError(f"{self.path}: could only read {len(samples)} of tics {start}-{stop}; the file "
+        if len(samples) != last - first:
+            raise RecordingError(f"{self.path}: could only read {len(samples)} of tics {first}-{last}; the file "
                                  f"is damaged: copy the recording again from its source.")
-        return samples
-
-    def _read_scaled(self, start: int, stop: int, dtype: str) -> np.ndarray:
-        """Read a span stored in a format int16 cannot hold exactly, block by block as float64
-        (libsndfile scales integer PCM to [-1, 1) and leaves floats as stored)."""
-        out = np.empty((stop - start, self.info.channels), dtype=np.int16 if dtype == "int16" else np.float32)
-        at, beyond = 0, False
-        while at < len(out):
-            block = self._handle.read(min(_BLOCK_TICS, len(out) - at), dtype="float64", always_2d=True)
-            if not len(block):
-                return out[:at]
-            finite = np.isfinite(block)
-            if not finite.all():
-                tic, channel = np.argwhere(~finite)[0]
-                raise RecordingError(
-                    f"{self.path}: sample {block[tic, channel]} at tic {start + at + int(tic)} (channel "
-                    f"{int(channel)}) is not a number; a recording must hold finite samples. Re-export it from "
-                    f"its source (or repair those samples) and put it back.")
-            beyond = beyond or bool(np.abs(block).max() > 1.0)
-            if dtype == "int16":
-                out[at: at + len(block)] = np.clip(np.rint(block * INT16_SCALE), -32768.0, 32767.0)
-            else:
-                out[at: at + len(block)] = block
-            at += len(block)
-        if beyond:
+        if self._sos is not None:
+            floats = samples / INT16_SCALE if samples.dtype == np.int16 else samples
+            samples = highpass(np.asarray(floats, dtype=np.float64), self._sos)[start - first: stop - first]
+        if samples.dtype == np.int16:
+            return samples if dtype == "int16" else samples.astype(np.float32) / np.float32(INT16_SCALE)
+        if len(samples) and np.abs(samples).max() > 1.0:
             warnings.warn(
-                f"{self.path}: some samples of this {self.info.subtype} recording lie beyond full scale (|x| > 1.0): "
-                f"detection clips them to int16, the networks see them as they are. If the recording is stored at "
-                f"another scale, re-export it normalised to [-1, 1].", RecordingWarning, stacklevel=3)
-        return out
+                f"{self.path}: some samples of this {self.info.subtype or 'float'} recording lie beyond full scale "
+                f"(|x| > 1.0): detection clips them to int16, the networks see them as they are. If the recording "
+                f"is stored at another scale, re-export it normalised to [-1, 1].", RecordingWarning, stacklevel=2)
+        if dtype == "int16":
+            return np.clip(np.rint(samples * INT16_SCALE), -32768.0, 32767.0).astype(np.int16)
+        return samples.astype(np.float32)
+
+    def _read_raw(self, start: int, stop: int) -> np.ndarray:
+        """Tics ``[start, stop)`` as the reader gives them, this recording's channels only: int16
+        at the int16 scale as stored, or float64 at full scale 1.0, read block by block; NaN or
+        infinite samples refused."""
+        blocks, at = [], start
+        while at < stop:
+            block = np.asarray(self._handle.read(at, min(stop, at + _BLOCK_TICS)))
+            if block.ndim == 1:
+                block = block[:, None]
+            if self._channels is not None:
+                block = block[:, self._channels]
+            if block.dtype != np.int16:
+                if not np.issubdtype(block.dtype, np.floating):
+                    raise RecordingError(f"{self.path}: its audio reader gave {block.dtype} samples; a reader "
+                                         f"gives int16 (int16 scale) or floats (full scale 1.0), docs/plugins.md")
+                block = block.astype(np.float64, copy=False)
+                finite = np.isfinite(block)
+                if not finite.all():
+                    tic, channel = np.argwhere(~finite)[0]
+                    raise RecordingError(
+                        f"{self.path}: sample {block[tic, channel]} at tic {at + int(tic)} (channel {int(channel)}) "
+                        f"is not a number; a recording must hold finite samples. Re-export it from its source (or "
+                        f"repair those samples) and put it back.")
+            blocks.append(block)
+            if not len(block):
+                break
+            at += len(block)
+        if not blocks:
+            return np.zeros((0, self.info.channels), dtype=np.int16)
+        if len({b.dtype for b in blocks}) > 1:
+            blocks = [b / INT16_SCALE if b.dtype == np.int16 else b for b in blocks]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def read_recording(
@@ -248,7 +277,7 @@ def read_recording(
     :class:`RecordingReader`).
 
     Args:
-        path: the WAV file.
+        path: the recording (a file, or a channel recording ``<file>-<name>``).
         start_tic: first tic to read (0-based, clamped to >= 0).
         stop_tic: one past the last tic to read (clamped to the recording's length).
         dtype: ``"int16"`` for sample values at SongExplorer's int16 scale (what detection
@@ -271,8 +300,8 @@ def read_recording(
 
 
 def is_recording(path: str | os.PathLike) -> bool:
-    """True for a file name SongExplorer treats as a recording (``.wav``), excluding the
-    probability WAVs classify writes (``<recording>.wav-<label>.wav`` are never recordings here
-    because derived files live under ``outputs/``, not beside the recordings)."""
-    name = Path(path).name
-    return name.endswith(RECORDING_EXTENSIONS) and not name.startswith(".")
+    """True for a file name that is a recording: a suffix some installed audio reader takes
+    (``.wav``, ``.flac``, ... for the built-in one), not hidden. The probability WAVs classify
+    writes (``<recording>.wav-<label>.wav``) are never recordings here because derived files live
+    under ``outputs/``, not beside the recordings."""
+    return is_audio_name(os.path.basename(os.fspath(path)))  # not Path(): once per file of large folders

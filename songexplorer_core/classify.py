@@ -471,6 +471,56 @@ def _classifier(trained_model, span_tics: int | None, batch_size: int | None) ->
                       batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
 
 
+#: Trained-model folders :func:`cached_classifier` keeps loaded (the most recently used ones).
+CACHED_MODELS = 2
+_CACHE: dict[tuple, tuple] = {}
+
+
+def _model_stamp(folder: Path) -> tuple:
+    """What says a model folder is unchanged: its resolved path and the size and mtime (ns) of
+    ``model.keras`` and ``model.json`` (a folder rewritten in place gets new ones)."""
+    from songexplorer_core.models.constants import METADATA_FILE, MODEL_FILE
+
+    stamp = [str(folder.resolve())]
+    for name in (MODEL_FILE, METADATA_FILE):
+        try:
+            stat = os.stat(folder / name)
+        except OSError:
+            stamp.append(None)  # load_trained_model names what is missing
+            continue
+        stamp.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
+
+
+def cached_classifier(folder: str | os.PathLike) -> tuple:
+    """``(TrainedModel, Classifier)`` of a trained-model folder, loaded once per process: a step
+    classifying many recordings, or several steps in one process, load the model, import
+    TensorFlow and trace the network once. The entry is keyed by the folder's resolved path and
+    its files' size and mtime, so a model rewritten in place is loaded again; the
+    :data:`CACHED_MODELS` most recently used folders are kept.
+
+    Raises:
+        ModelError: as ``models.load_trained_model``, naming the folder.
+    """
+    from songexplorer_core.models import load_trained_model
+
+    folder = Path(folder)
+    stamp = _model_stamp(folder)
+    entry = _CACHE.pop(stamp, None)
+    if entry is None:
+        trained = load_trained_model(folder)
+        entry = (trained, Classifier(trained))
+    _CACHE[stamp] = entry  # most recent last
+    while len(_CACHE) > CACHED_MODELS:
+        _CACHE.pop(next(iter(_CACHE)))
+    return entry
+
+
+def clear_classifier_cache() -> None:
+    """Forget every model :func:`cached_classifier` holds (tests; freeing memory)."""
+    _CACHE.clear()
+
+
 def classify_samples(
     trained_model,
     samples: np.ndarray,

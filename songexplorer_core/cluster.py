@@ -324,6 +324,29 @@ def _tsne(x: np.ndarray, params: ClusterParams) -> np.ndarray:
         return tsne.fit_transform(x)
 
 
+def find_clusters(coordinates: np.ndarray, *, min_cluster_size: int | None = None) -> np.ndarray:
+    """Groups of sounds that lie together in an embedding: scikit-learn's HDBSCAN on the
+    coordinates ``[n, ndims]`` (what a person sees and selects in the cluster view), int64
+    ``[n]`` numbered from 0 by decreasing size, ``-1`` for a sound in no group.
+
+    Args:
+        min_cluster_size: the smallest group (default ``max(5, n // 100)``).
+    """
+    from sklearn.cluster import HDBSCAN  # noqa: PLC0415
+
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    n = len(coordinates)
+    if n < 2:
+        return np.full(n, -1, dtype=np.int64)
+    size = max(2, min(n, int(min_cluster_size) if min_cluster_size else max(5, n // 100)))
+    found = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(coordinates)
+    groups, counts = np.unique(found[found >= 0], return_counts=True)
+    order = groups[np.lexsort((groups, -counts))]  # largest first, ties by HDBSCAN's number
+    renumber = np.full(int(found.max()) + 2 if n else 1, -1, dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    return np.where(found >= 0, renumber[np.maximum(found, 0)], -1).astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # every chosen layer of an activations file
 

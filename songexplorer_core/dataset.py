@@ -52,7 +52,7 @@ from songexplorer_core.annotations import (
     read_intervals_csv,
     validate_intervals,
 )
-from songexplorer_core.audio import RecordingError, check_recording, read_recording, recording_info
+from songexplorer_core.audio import RecordingError, check_recording, read_recording, recording_exists, recording_info
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class _RecordingLengths(Mapping):
     def __getitem__(self, wav: str) -> int:
         if wav not in self._tics:
             path = self.csv_path.parent / wav
-            if not path.is_file():
+            if not recording_exists(path):  # a file, or a channel recording of one
                 raise DatasetError(
                     f"{self.csv_path}: names recording {wav!r}, which is not in {self.csv_path.parent}; put the "
                     f"WAV beside its annotations or fix the name in the CSV")

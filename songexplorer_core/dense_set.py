@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from songexplorer_core.audio import recording_exists
 from songexplorer_core.annotations import concat_intervals, find_interval_csvs, parse_csv_name, read_intervals_csv
 from songexplorer_core.atomic import atomic_write
 from songexplorer_core.project import Project, recording_key, recording_relpath
@@ -124,7 +125,7 @@ def find_dense_set(project: Project, settings: DenseSettings) -> DenseSet:
             others.add(parsed.tag)
             continue
         relative = path.parent.relative_to(groundtruth) / parsed.recording
-        if not (groundtruth / relative).is_file():
+        if not recording_exists(groundtruth / relative):  # a file, or a channel recording of one
             raise DenseSetError(f"{path}: dense annotations by {parsed.tag} of recording {relative.as_posix()}, which "
                                 f"is not in {groundtruth}; put the recording beside it, or rename or remove the file")
         files.setdefault(recording_key(relative), {}).setdefault(parsed.tag, []).append(path)

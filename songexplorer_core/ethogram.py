@@ -10,7 +10,8 @@ Two methods, as SongExplorer's ``ethogram_plugin``:
 * :func:`ethogram_maxprob`: every sample gets the label of highest probability; consecutive
   equal labels form one interval; no overlaps.
 
-and ``"auto"``, this project's default (:func:`choose_method`): ``maxprob`` for exclusive
+(both registered as plug-ins of ``songexplorer.ethograms``, where a lab's own methods are found by
+name: :func:`check_method`, docs/plugins.md) and ``"auto"``, this project's default (:func:`choose_method`): ``maxprob`` for exclusive
 (softmax) models, whose labels compete for every tic, and ``threshold`` for overlapped
 (sigmoid) ones, whose labels are independent. Sparse validation annotations place thresholds
 badly (docs/recipe.md: a mel-pulse threshold of 0.007 nearly doubled the predicted pulses, the
@@ -165,15 +166,39 @@ def _table(wav: str, starts: list, stops: list, labels: list) -> pd.DataFrame:
     return frame.sort_values(["start", "label"], kind="stable").reset_index(drop=True)
 
 
+def check_method(method: str) -> str:
+    """``method`` if it is ``auto``, a built-in method or an installed ethogram plug-in
+    (``songexplorer.ethograms``).
+
+    Raises:
+        ValueError: naming the methods there are (``songexplorer_core.plugins.PluginError``).
+    """
+    if method in METHOD_CHOICES:
+        return method
+    from songexplorer_core import plugins
+
+    if not isinstance(method, str) or method not in plugins.installed("ethograms"):
+        raise plugins.PluginError(f"ethogram method must be one of {sorted({*METHOD_CHOICES, *plugins.names('ethograms')})}"
+                                  f", not {method!r} (a lab's method is a plug-in: docs/plugins.md)")
+    return method
+
+
+def maxprob_method(probs: Probabilities, thresholds: Mapping[str, float], *, wav: str | None = None,
+                   events: Mapping[str, float] | None = None, event_min_peak: float = DEFAULT_EVENT_MIN_PEAK
+                   ) -> pd.DataFrame:
+    """:func:`ethogram_maxprob` with an ethogram plug-in's arguments (the thresholds only name
+    the labels)."""
+    return ethogram_maxprob(probs, list(thresholds), wav=wav, events=events, event_min_peak=event_min_peak)
+
+
 def choose_method(method: str, probs: Probabilities) -> str:
     """The method ``method`` means for these probabilities: itself, or for ``"auto"``
     ``"maxprob"`` when the model is exclusive (softmax) and ``"threshold"`` when overlapped.
 
     Raises:
-        ValueError: ``method`` is not one of :data:`METHOD_CHOICES`.
+        ValueError: ``method`` is neither one of :data:`METHOD_CHOICES` nor an installed plug-in.
     """
-    if method not in METHOD_CHOICES:
-        raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
+    check_method(method)
     if method != "auto":
         return method
     return "maxprob" if probs.loss == "exclusive" else "threshold"
@@ -423,9 +448,21 @@ def model_ethogram(probs: Probabilities, thresholds: Mapping[str, float], durati
     events = event_refractory(durations, event_refractory_fraction)
     if method == "threshold":
         frame = ethogram_threshold(probs, thresholds, wav=wav, events=events, event_min_peak=event_min_peak)
-    else:
+    elif method == "maxprob":
         frame = ethogram_maxprob(probs, list(thresholds), wav=wav, events=events, event_min_peak=event_min_peak)
+    else:
+        frame = _plugin_ethogram(method, probs, thresholds, wav=wav, events=events, event_min_peak=event_min_peak)
     return drop_short_segments(frame, min_segment_durations(durations, min_segment_fraction), rate=probs.rate)
+
+
+def _plugin_ethogram(method: str, probs: Probabilities, thresholds: Mapping[str, float], **arguments) -> pd.DataFrame:
+    """A lab's ethogram method (``songexplorer.ethograms``), its table checked and sorted as ours."""
+    from songexplorer_core import plugins
+    from songexplorer_core.annotations import validate_intervals
+
+    frame = plugins.load("ethograms", method)(probs, thresholds, **arguments)
+    frame = validate_intervals(frame, source=f"ethogram method {method!r}")
+    return frame.sort_values(["start", "label"], kind="stable").reset_index(drop=True)
 
 
 def run_ethogram(
@@ -457,8 +494,7 @@ def run_ethogram(
     Returns:
         The CSVs written.
     """
-    if method not in METHOD_CHOICES:
-        raise ValueError(f"method must be one of {METHOD_CHOICES}, not {method!r}")
+    check_method(method)
     thresholds_path = Path(thresholds_path)
     tables = read_thresholds_ratios(thresholds_path)
     labels = list(next(iter(tables.values())))

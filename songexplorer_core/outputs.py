@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from songexplorer_core.annotations import COLUMNS, empty_intervals
+from songexplorer_core.audio import source_file
 from songexplorer_core.dense_set import choose_ratio, read_ethogram
 from songexplorer_core.project import Project
 
@@ -45,8 +46,9 @@ def read_ground_truth(project: Project) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 def recording_stamp(path: Path) -> dict:
-    """What identifies a recording's content cheaply (size and modification time, ns)."""
-    info = path.stat()
+    """What identifies a recording's content cheaply (size and modification time, ns, of its file:
+    a channel recording's is that of the file holding it)."""
+    info = source_file(path).stat()
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 

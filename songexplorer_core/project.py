@@ -4,7 +4,7 @@
 
     <project>/
       songexplorer.toml     settings shared by every step (audio_tic_rate, audio_nchannels,
-                            dense_annotators)
+                            dense_annotators, annotation_formats)
       groundtruth/          a SongExplorer ground-truth folder: WAVs and their CSVs, any depth.
                             Read, never modified or deleted, except the annotator's own
                             -annotated-<name>.csv files.
@@ -22,20 +22,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from songexplorer_core.annotations import is_ignored_folder
+from songexplorer_core.annotations import IGNORED_FOLDER
 from songexplorer_core.atomic import atomic_write, is_temporary
 from songexplorer_core.audio import RecordingError, is_recording, recording_info
+from songexplorer_core.audio_readers import AudioSettings, configure_audio, expand_recordings
 
 PROJECT_ENV = "SONGEXPLORER_PROJECT"
 DEFAULT_PROJECT_DIR = "songexplorer-project"
 SETTINGS_FILE = "songexplorer.toml"
 DEFAULT_TIC_RATE = 2500
+#: Tables of ``songexplorer.toml`` read elsewhere: ``[resources.<step>]``, what each step's pod asks
+#: a cluster for (``songexplorer_dagster.compute_resources``, docs/deploy.md).
+OTHER_SETTINGS = ("resources",)
 
 
 class ProjectError(ValueError):
@@ -51,6 +56,19 @@ class ProjectSettings:
     #: annotators whose ``<wav>-annotated-<name>.csv`` files are dense annotations (the test set
     #: of congruence and of the promotion gate); empty: none
     dense_annotators: tuple[str, ...] = ()
+    #: other tools' annotation formats the project works in (``raven``, ``audacity``, ``textgrid``,
+    #: ``das``; docs/formats.md): ethograms are also written in them, and annotation files in them
+    #: beside the recordings in ``groundtruth/`` are read as annotations; empty: none
+    annotation_formats: tuple[str, ...] = ()
+    #: how recordings are read (``audio_reader``, ``audio_reader_options``, ``audio_highpass_hz``,
+    #: ``audio_highpass_order``, ``audio_channel_map`` in songexplorer.toml;
+    #: ``songexplorer_core.audio_readers``)
+    audio: AudioSettings = AudioSettings()
+
+
+#: songexplorer.toml's keys for :class:`AudioSettings` (SongExplorer's ``audio_read_plugin`` and kwargs).
+AUDIO_KEYS = {"audio_reader": "reader", "audio_reader_options": "options", "audio_highpass_hz": "highpass_hz",
+              "audio_highpass_order": "highpass_order", "audio_channel_map": "channel_map"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +117,8 @@ class Project:
             data = tomllib.loads(self.settings_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ProjectError(f"{self.settings_path}: not valid TOML ({error}).") from error
-        allowed = [f.name for f in dataclasses.fields(ProjectSettings)]
+        allowed = ([f.name for f in dataclasses.fields(ProjectSettings) if f.name != "audio"] + list(OTHER_SETTINGS)
+                   + list(AUDIO_KEYS))
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise ProjectError(f"{self.settings_path}: unknown setting(s) {unknown}; the settings are {allowed}")
@@ -118,7 +137,35 @@ class Project:
                 raise ProjectError(f"{self.settings_path}: dense_annotators must be a list of annotator names, "
                                    f'e.g. dense_annotators = ["person2"], not {names!r}')
             known["dense_annotators"] = tuple(n.strip() for n in names)
+        if "annotation_formats" in data:
+            from songexplorer_core.formats import FORMATS, FormatError, check_format_names
+
+            names = data["annotation_formats"]
+            try:
+                if not isinstance(names, list):
+                    raise FormatError("not a list")
+                known["annotation_formats"] = check_format_names(names)
+            except FormatError as error:
+                raise ProjectError(f"{self.settings_path}: annotation_formats must be a list of format names out of "
+                                   f"{list(FORMATS)}, e.g. annotation_formats = [\"raven\", \"textgrid\"], not "
+                                   f"{names!r}") from error
+        audio = {AUDIO_KEYS[key]: data[key] for key in AUDIO_KEYS if key in data}
+        if audio:
+            try:
+                known["audio"] = AudioSettings.make(**audio, where=str(self.settings_path))
+            except (RecordingError, TypeError) as error:
+                raise ProjectError(str(error)) from error
         return ProjectSettings(**known)
+
+    def use_audio(self, **overrides) -> AudioSettings:
+        """Put this project's audio settings in force (``songexplorer_core.audio_readers.configure_audio``),
+        with ``overrides`` (keys of ``AudioSettings.make``: ``reader``, ``highpass_hz``, ...) replacing
+        songexplorer.toml's where given (not ``None``). Returns them."""
+        audio = self.settings().audio
+        chosen = {"reader": audio.reader, "options": dict(audio.options), "highpass_hz": audio.highpass_hz,
+                  "highpass_order": audio.highpass_order, "channel_map": dict(audio.channel_map)}
+        chosen.update({key: value for key, value in overrides.items() if value is not None})
+        return configure_audio(AudioSettings.make(**chosen, where=str(self.settings_path)))
 
     def output_dir(self, name: str) -> Path:
         """``outputs/<name>``, created if needed."""
@@ -301,22 +348,49 @@ def checked_key(key: str) -> str:
     return key
 
 
-def find_recordings(groundtruth: str | os.PathLike) -> dict[str, Path]:
-    """All recordings under a ground-truth folder, ``{key: absolute path}``, sorted by key.
+def find_recordings(groundtruth: str | os.PathLike, audio: AudioSettings | None = None) -> dict[str, Path]:
+    """All recordings under a ground-truth folder, ``{key: absolute path}``, sorted by key: every
+    audio file an installed reader takes, a file the channel map splits giving one recording per
+    name (``rig.wav`` -> keys ``rig.wav-left``, ``rig.wav-right``, paths ``<folder>/rig.wav-left``...:
+    ``songexplorer_core.audio_readers.expand_recordings``; ``audio``: the settings to use, default
+    those in force).
 
     Skips hidden and temporary files and ``oldfiles-*``/``congruence-*`` folders.
     """
     root = Path(groundtruth)
     if not root.is_dir():
         return {}
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or not is_recording(path) or is_temporary(path):
+    found = {_key(relative): Path(path) for relative, path in _recording_files(root)}
+    return expand_recordings(found, audio)
+
+
+def _recording_files(root: Path) -> list[tuple[str, str]]:
+    """``(path relative to root, absolute path)`` of every recording file under ``root``, in path
+    order: hidden and temporary files skipped, ``oldfiles-*``/``congruence-*`` folders not
+    entered, symlinked folders not followed. One ``scandir`` per folder (a file's type comes with
+    its name) and strings, not a ``Path`` per file until the end: a sensor lists 10,000 files every
+    tick (``rglob`` and ``relative_to`` took ~2 s of it at load 8)."""
+    found = []
+    folders = [("", os.fspath(root))]
+    while folders:
+        prefix, folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        if is_ignored_folder(path, root):
-            continue
-        found[recording_key(path.relative_to(root))] = path
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not IGNORED_FOLDER.match(entry.name):
+                    folders.append((prefix + entry.name + "/", entry.path))
+            elif is_recording(entry.name) and not is_temporary(entry.name) and entry.is_file():
+                found.append((prefix + entry.name, entry.path))
+    found.sort(key=lambda pair: pair[0].split("/"))
     return found
+
+
+def _key(relative: str) -> str:
+    """:func:`recording_key` of a relative path the walk found (no ``..``, never absolute)."""
+    return relative.replace("%", "%25").replace("/", "%2F")
 
 
 def recording_path(project: Project, key: str) -> Path:
@@ -332,11 +406,50 @@ def recording_path(project: Project, key: str) -> Path:
 # creating projects
 
 
-def instance_template() -> str:
+def concurrent_runs(cpus: int | None = None) -> int:
+    """Runs the Dagster queue lets run at once on a machine of ``cpus`` cores (default: this
+    one's, ``os.cpu_count()``): half the cores, at least 2 and at most 16. A run of many
+    recordings (``songexplorer_dagster.batches``) keeps a core or more busy (TensorFlow's steps
+    use every core), so more runs than that only thrash, and SQLite's locks suffer beyond it."""
+    cpus = cpus if cpus is not None else (os.cpu_count() or 2)
+    return max(2, min(16, int(cpus) // 2))
+
+
+def instance_template(cpus: int | None = None) -> str:
     """The Dagster instance settings a new project's ``dagster_home/dagster.yaml`` starts from:
     ``songexplorer_core/templates/dagster.yaml``, package data (the repo-root ``dagster.yaml`` is a
-    link to it, for ``dagster dev`` run from a checkout without ``DAGSTER_HOME``)."""
-    return (resources.files("songexplorer_core") / "templates" / "dagster.yaml").read_text(encoding="utf-8")
+    link to it, for ``dagster dev`` run from a checkout without ``DAGSTER_HOME``), with the run
+    queue's ``max_concurrent_runs`` chosen for a machine of ``cpus`` cores (default: this one's;
+    :func:`concurrent_runs`)."""
+    text = (resources.files("songexplorer_core") / "templates" / "dagster.yaml").read_text(encoding="utf-8")
+    return re.sub(r"(?m)^(\s*max_concurrent_runs:)\s*\d+", rf"\g<1> {concurrent_runs(cpus)}", text, count=1)
+
+
+_POOL_LIMIT = re.compile(r"^(concurrency:\n(?:[ \t]+.*\n|[ \t]*#.*\n)*?[ \t]+pools:\n(?:[ \t]*#.*\n)*[ \t]+default_limit:[ \t]*)(\d+)",
+                         re.MULTILINE)
+
+
+def _check_gpus(gpus: int) -> None:
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        raise ProjectError(f"--gpus must be a whole number of GPUs >= 1, not {gpus!r} (on a machine without a "
+                           f"GPU keep 1: GPU steps then run one at a time on the CPU)")
+
+
+def set_gpu_limit(project: Project, gpus: int) -> None:
+    """Let ``gpus`` steps of the ``gpu`` pool (training, classification) run at once: the pool
+    limit (``concurrency: pools: default_limit``) of the project's ``dagster_home/dagster.yaml``,
+    rewritten in place (comments kept). One per GPU: a second step on a card would run out of
+    its memory. Dagster reads it when the daemon or a run starts."""
+    _check_gpus(gpus)
+    path = project.dagster_home / "dagster.yaml"
+    text = path.read_text(encoding="utf-8")
+    new, found = _POOL_LIMIT.subn(lambda m: f"{m.group(1)}{gpus}", text, count=1)
+    if not found:
+        raise ProjectError(f"{path}: found no 'concurrency: pools: default_limit:' to set; add it "
+                           f"(songexplorer_core/templates/dagster.yaml has it) or set the limit with "
+                           f"`dagster instance concurrency set gpu {gpus}`")
+    with atomic_write(path) as handle:
+        handle.write(new)
 
 
 def write_settings(project: Project, settings: ProjectSettings) -> None:
@@ -347,9 +460,30 @@ def write_settings(project: Project, settings: ProjectSettings) -> None:
         "# annotators whose <wav>-annotated-<name>.csv files are dense: scored by congruence, kept out of\n"
         "# training, and used by the promotion gate (empty: none)\n"
         f"dense_annotators = [{', '.join(json.dumps(n) for n in settings.dense_annotators)}]\n"
+        "# other tools' annotation formats (raven, audacity, textgrid, das; docs/formats.md): ethograms are\n"
+        "# also written in them, and such files beside the recordings are read as annotations (empty: none)\n"
+        f"annotation_formats = [{', '.join(json.dumps(n) for n in settings.annotation_formats)}]\n"
+        + _audio_settings_text(settings.audio)
     )
     with atomic_write(project.settings_path) as handle:
         handle.write(text)
+
+
+def _audio_settings_text(audio: AudioSettings) -> str:
+    """songexplorer.toml's lines for ``audio`` (docs/plugins.md); the defaults as comments."""
+    lines = ["# how recordings are read (docs/plugins.md): a reader by name (empty: by file suffix), a high-pass\n"
+             "# filter (Hz, 0: none), and a channel map making one recording per name of each file\n"]
+    if audio == AudioSettings():
+        return "".join(lines) + ('# audio_reader = "soundfile"\n# audio_highpass_hz = 0\n'
+                                 '# audio_channel_map = {left = [0], right = [1]}\n')
+    lines.append(f"audio_reader = {json.dumps(audio.reader)}\n")
+    if audio.options:
+        lines.append("audio_reader_options = {" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in audio.options) + "}\n")
+    lines.append(f"audio_highpass_hz = {audio.highpass_hz:g}\naudio_highpass_order = {audio.highpass_order}\n")
+    if audio.channel_map:
+        lines.append("audio_channel_map = {" + ", ".join(f"{name} = {list(chs)}" for name, chs in audio.channel_map)
+                     + "}\n")
+    return "".join(lines)
 
 
 def init_project(
@@ -358,6 +492,7 @@ def init_project(
     from_groundtruth: str | os.PathLike | None = None,
     link: bool = False,
     settings: ProjectSettings | None = None,
+    gpus: int | None = None,
 ) -> Project:
     """Create a project folder (idempotent for an existing project).
 
@@ -366,8 +501,12 @@ def init_project(
         from_groundtruth: an existing SongExplorer ground-truth folder to copy (or link) in.
         link: symlink ``groundtruth/`` to ``from_groundtruth`` instead of copying it.
         settings: rate and channels; by default read off the first recording found.
+        gpus: how many GPU steps may run at once (:func:`set_gpu_limit`), for a new project or
+            an existing one; ``None`` keeps what the instance settings say (1 in the template).
     """
     project = Project(Path(directory).expanduser().resolve())
+    if gpus is not None:
+        _check_gpus(gpus)  # before anything is written
     project.root.mkdir(parents=True, exist_ok=True)
     if from_groundtruth is not None:
         source = Path(from_groundtruth).expanduser().resolve()
@@ -395,6 +534,8 @@ def init_project(
     if not instance_yaml.exists():
         with atomic_write(instance_yaml) as handle:
             handle.write(instance_template())
+    if gpus is not None:
+        set_gpu_limit(project, gpus)
     if not project.settings_path.exists():
         if settings is None:
             settings = _settings_from_recordings(project)

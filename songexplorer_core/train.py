@@ -76,7 +76,9 @@ CONFIG_FILE = "train.json"
 #: the optimizer's state and which annotations validate it.
 _RESUME_KEYS = ("labels_to_use", "kinds_to_use", "model", "parallelize", "optimizer", "loss", "overlapped_prefix",
                 "negatives", "validate_percentage", "validation_offset_percentage", "testing_percentage",
-                "validation_files", "testing_files")
+                "validation_files", "testing_files", "start_from", "train_layers", "freeze")
+#: What a ``train.json`` written before a setting existed means by leaving it out.
+_ABSENT_MEANS = {"start_from": None, "train_layers": [], "freeze": 0}
 #: Hyperparameters a resumed training may change only when asked to
 #: (``allow_changed_hyperparameters``): the steps before and after would follow different recipes.
 #: The rest (``nsteps``, the validation and checkpoint periods, ``nreplicates``, ``steps_per_call``,
@@ -127,6 +129,12 @@ class TrainConfig:
         nchannels: channels every recording must have (``None``: as the first one).
         steps_per_call: training steps run per call into TensorFlow (fewer Python round trips).
         evaluation_batch: examples per call when validating.
+        start_from: a trained-model folder to start from (transfer learning,
+            ``songexplorer_core.transfer``): its layers are copied, the output layer is new when
+            the labels differ; ``model`` must be the parent's network (``transfer.parent_spec``).
+        train_layers: with ``start_from``, the layers with weights that training changes (the
+            others keep the parent's weights); empty: all, unless ``freeze`` is given.
+        freeze: with ``start_from``, keep the first ``freeze`` layers with weights as the parent's.
     """
 
     labels_to_use: tuple[str, ...]
@@ -156,6 +164,9 @@ class TrainConfig:
     nchannels: int | None = None
     steps_per_call: int = 10
     evaluation_batch: int = 256
+    start_from: str | None = None
+    train_layers: tuple[str, ...] = ()
+    freeze: int = 0
 
     def __post_init__(self):
         def split(value):
@@ -164,7 +175,7 @@ class TrainConfig:
             return tuple(str(v) for v in value)
 
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        for name in ("labels_to_use", "kinds_to_use", "validation_files", "testing_files"):
+        for name in ("labels_to_use", "kinds_to_use", "validation_files", "testing_files", "train_layers"):
             set_(name, split(getattr(self, name)))
         if isinstance(self.model, Mapping):
             set_("model", M.ModelSpec.from_dict(self.model))
@@ -203,6 +214,15 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (int(value) != value or value < 1):
                 problems.append(f"{name} must be a whole number >= 1, not {value!r}")
+        if self.start_from is not None:
+            set_("start_from", str(self.start_from))
+        if (self.train_layers or self.freeze) and not self.start_from:
+            problems.append("train_layers and freeze choose which of a parent model's layers to train: give "
+                            "start_from too")
+        if self.train_layers and self.freeze:
+            problems.append("give either train_layers (the layers to train) or freeze (how many to keep), not both")
+        if int(self.freeze) != self.freeze or self.freeze < 0:
+            problems.append(f"freeze must be a whole number >= 0, not {self.freeze!r}")
         if self.augmentation.reverse and self.model.shiftby_ms != 0:
             problems.append("reverse augmentation with shiftby_ms != 0 would move the labelled point to the other "
                             "side of the window; use shiftby_ms=0 or no reversal")
@@ -597,6 +617,10 @@ def prepare_dataset(ground_truth, config: TrainConfig) -> D.Dataset:
     """Select, split and load the ground truth for ``config`` (see :func:`dataset.make_dataset`)."""
     truth = D.as_ground_truth(ground_truth, kinds=config.kinds_to_use)
     rate = _probe_rate(truth, config)
+    if config.start_from:  # another rate is refused naming both, before the geometry is checked
+        from songexplorer_core.transfer import check_rate  # noqa: PLC0415
+
+        check_rate(config.start_from, rate=rate, nchannels=config.nchannels)
     M.check_geometry(config.model, rate)
     return D.make_dataset(
         truth, labels_to_use=config.labels_to_use, kinds_to_use=config.kinds_to_use,
@@ -660,7 +684,7 @@ def _check_resumable(model_dir: Path, config: TrainConfig, allow_changed_hyperpa
     if not isinstance(saved, dict):
         raise TrainError(f"{path}: corrupt (not a settings object); use another output folder")
     current = config.to_dict()
-    differ = [k for k in _RESUME_KEYS if saved.get(k) != current.get(k)]
+    differ = [k for k in _RESUME_KEYS if saved.get(k, _ABSENT_MEANS.get(k)) != current.get(k)]
     if differ:
         details = "; ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differ)
         raise TrainError(f"{model_dir}: holds a training with other settings ({details}). Use another output "
@@ -735,6 +759,12 @@ def _train_model(dataset: D.Dataset, config: TrainConfig, model_dir: Path, *, re
             batch_rng, augment_rng = np.random.default_rng(batch_seq), np.random.default_rng(augment_seq)
             trained = M.new_trained_model(config.model, labels=labels, rate=rate, nchannels=nchannels,
                                           loss=config.loss, seed=_seed(config.weights_seed, replicate))
+            lineage = None
+            if config.start_from:  # transfer learning: the parent's layers, some kept fixed
+                from songexplorer_core.transfer import start_from  # noqa: PLC0415
+
+                lineage = start_from(trained, config.start_from, train_layers=config.train_layers,
+                                     freeze=config.freeze)
             keras_model = trained.keras_model
             optimizer = _make_optimizer(config.optimizer, config.learning_rate)
             optimizer.build(keras_model.trainable_variables)
@@ -745,6 +775,10 @@ def _train_model(dataset: D.Dataset, config: TrainConfig, model_dir: Path, *, re
             with atomic_write(model_dir / D.ANNOTATION_DURATIONS_FILE, "w", encoding="utf-8") as handle:
                 D.annotation_durations(dataset).to_csv(handle, index=False)
             _log_header(log, config, dataset, trained, model_dir, replicate)
+            if lineage is not None:
+                from songexplorer_core.transfer import describe  # noqa: PLC0415
+
+                log(f"transfer: {describe(lineage)}")
             _save_checkpoint(model_dir, 0, trained, optimizer, batch_rng, augment_rng, 0.0, log)
         # validation points are drawn once from the batch seed (shared by all replicates)
         validation_rng = np.random.default_rng(np.random.SeedSequence(config.batch_seed).spawn(3)[2]) \

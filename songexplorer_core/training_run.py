@@ -132,6 +132,11 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
     frame = ground.intervals[ground.intervals["kind"].isin(train_config.kinds_to_use)]
     kind_notes = mixed_kind_notes(frame, labels, ground.root)
     tags = dict(tags or {})
+    lineage = trained.extra.get("transfer")
+    if lineage:  # transfer learning: the parent model's run, version and URI
+        from songexplorer_core.transfer import describe, mlflow_tags
+
+        tags.update(mlflow_tags(lineage))
     if kind_notes:
         tags[MIXED_KINDS_TAG] = "; ".join(n for n in kind_notes if n.startswith("label "))[:4900]
     counts = {label: sum(int(c.get(label, 0)) for c in result.counts.values()) for label in labels}
@@ -141,6 +146,7 @@ def train_and_log(ground, train_config, run_dir: Path, tracking, *, ratios: tupl
         f"{nparams} parameters, {train_seconds:.0f} s.",
         "",
         "Validation F1 per label: " + ", ".join(f"{label} {value:.3f}" for label, value in per_label.items()) + ".",
+        *(["", f"Transfer learning: {describe(lineage)}."] if lineage else []),
         *([""] + [f"- {note}" for note in kind_notes] if kind_notes else []),
         *(["", links] if links else []),
     ])

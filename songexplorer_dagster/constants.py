@@ -1,16 +1,13 @@
-"""Names the Dagster layer shares: concurrency pools, Kubernetes tags, check names.
+"""Names the Dagster layer shares: concurrency pools, check names.
 
 Asset modules, jobs, sensors and tests import them from here, so each is written once.
 """
 
-#: Concurrency pool of every step that uses the GPU (limit 1 in dagster.yaml: one step per card).
+#: Concurrency pool of every step that uses the GPU. Its limit is the instance's pool limit
+#: (``default_limit`` in dagster_home/dagster.yaml: the number of GPUs, ``songexplorer init --gpus N``).
+#: On Kubernetes the same steps ask for a GPU through ``k8s_job_executor``'s per-step config
+#: (``songexplorer_dagster.compute_resources``).
 GPU_POOL = "gpu"
-#: On Kubernetes (dagster-k8s), a GPU step's pod asks for one GPU.
-GPU_OP_TAGS = {
-    "dagster-k8s/config": {
-        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}}
-    }
-}
 
 #: Checks of ``detections`` (in-step ``check_specs``).
 INSIDE_CHECK = "intervals_within_recording"

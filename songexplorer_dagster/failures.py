@@ -7,6 +7,7 @@ and where instead of a traceback; a bug is raised as it is (Dagster shows its tr
 """
 
 import functools
+import inspect
 
 import dagster as dg
 
@@ -16,16 +17,26 @@ from songexplorer_core.errors import explain, is_expected
 def fails_clearly(function):
     """Decorate an asset's function (below ``@dg.asset``) so expected failures are ``dg.Failure``."""
 
+    def clearly(error: Exception) -> dg.Failure:
+        if isinstance(error, dg.Failure) or not is_expected(error):
+            raise error
+        return dg.Failure(description=explain(error), metadata={"error": dg.MetadataValue.text(type(error).__name__)})
+
+    if inspect.isgeneratorfunction(function):  # a step yielding its results (songexplorer_dagster.batches)
+        @functools.wraps(function)
+        def steps(*args, **kwargs):
+            try:
+                yield from function(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 (sorted by is_expected)
+                raise clearly(error) from error
+
+        return steps
+
     @functools.wraps(function)
     def step(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except dg.Failure:
-            raise
         except Exception as error:  # noqa: BLE001 (sorted by is_expected)
-            if not is_expected(error):
-                raise
-            raise dg.Failure(description=explain(error),
-                             metadata={"error": dg.MetadataValue.text(type(error).__name__)}) from error
+            raise clearly(error) from error
 
     return step

@@ -35,12 +35,15 @@ from songexplorer_core.detect.criteria import (
 from songexplorer_core.detect.morphology import closed_runs, mask_runs, skimage_closing, skimage_opening
 from songexplorer_core.detect.params import ROBUST_CHOICES, DetectParams, DetectSettings, multitaper_tapers
 from songexplorer_core.detect.recording import (
-    DETECTED_KIND, FREQUENCY_LABEL, NEITHER_LABEL, TIME_LABEL, detect, detect_recording, detected_csv_name,
-    detected_csv_text, write_detected_csv,
+    DEFAULT_DETECTOR, DETECTED_KIND, FREQUENCY_LABEL, NEITHER_LABEL, TIME_LABEL, detect, detect_recording,
+    detect_with, detected_csv_name, detected_csv_text, time_freq_threshold, write_detected_csv,
 )
 
 __all__ = [
+    "DEFAULT_DETECTOR",
     "DETECTED_KIND",
+    "detect_with",
+    "time_freq_threshold",
     "DetectParams",
     "DetectSettings",
     "detect",

@@ -1,4 +1,5 @@
-"""Detection of whole recordings (every channel, every criterion) and SongExplorer's
+"""Detection of whole recordings (every channel, every criterion), detectors chosen by name
+(plug-ins of ``songexplorer.detectors``, :func:`detect_with`), and SongExplorer's
 ``<wav>-detected.csv``."""
 
 from __future__ import annotations
@@ -6,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,8 @@ from songexplorer_core.detect.criteria import frequency_runs, quiet_runs, time_r
 from songexplorer_core.detect.params import DetectParams
 
 DETECTED_KIND = "detected"
+#: The built-in detector's name (SongExplorer's ``detect_plugin`` default).
+DEFAULT_DETECTOR = "time-freq-threshold"
 #: Labels, in the order SongExplorer writes them (multi-channel recordings append the channel).
 TIME_LABEL, FREQUENCY_LABEL, NEITHER_LABEL = "time", "frequency", "neither"
 
@@ -109,6 +114,64 @@ def detect_recording(
         return detect(samples, rate, params, wav=path.name, quirks=quirks)
     except ValueError as error:
         raise ValueError(f"{info.path}: {error}") from error
+
+
+def time_freq_threshold(samples: np.ndarray, rate: int, *, wav: str,
+                        parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The built-in detector as a plug-in of ``songexplorer.detectors`` (docs/plugins.md):
+    :func:`detect` with SongExplorer's parameters as its GUI writes them (``time_sigma="9,4"``,
+    times in ms, frequencies in Hz; :meth:`DetectParams.from_songexplorer`) and
+    ``songexplorer_quirks`` (bool, default true: SongExplorer's rows exactly)."""
+    parameters = dict(parameters or {})
+    quirks = parameters.pop("songexplorer_quirks", True)
+    if isinstance(quirks, str) and quirks.strip().lower() in ("true", "false"):  # as the CLI and Dagster give it
+        quirks = quirks.strip().lower() == "true"
+    if not isinstance(quirks, bool):
+        raise ValueError(f"songexplorer_quirks is true or false, not {quirks!r}")
+    return detect(samples, rate, DetectParams.from_songexplorer(parameters), wav=wav, quirks=quirks)
+
+
+def detect_with(
+    detector: str,
+    path: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    expected_rate: int | None = None,
+    expected_channels: int | None = None,
+) -> pd.DataFrame:
+    """Detect recording ``path`` with the detector named ``detector`` (a plug-in of
+    ``songexplorer.detectors``, :mod:`songexplorer_core.plugins`): it is given the samples at
+    the int16 scale ``(ntics, nchannels)``, the rate in Hz, the recording's name and
+    ``parameters``, and returns an interval table of kind ``detected`` (tics inclusive).
+
+    Raises:
+        songexplorer_core.plugins.PluginError: an unknown or broken detector, naming the installed ones.
+        songexplorer_core.audio.RecordingError: naming the file, if it is missing, unreadable or
+            does not match; ValueError naming the file and the detector for what it refuses or returns.
+    """
+    from songexplorer_core import plugins
+    from songexplorer_core.annotations import validate_intervals
+    from songexplorer_core.audio import check_recording, read_recording
+
+    run = plugins.load("detectors", detector)
+    path = Path(path)
+    info = check_recording(path, expected_rate=expected_rate, expected_channels=expected_channels)
+    rate, samples = read_recording(path, dtype="int16")
+    try:
+        frame = run(samples, rate, wav=path.name, parameters=dict(parameters or {}))
+    except ValueError as error:
+        raise ValueError(f"{info.path}: detector {detector!r}: {error}") from error
+    if not isinstance(frame, pd.DataFrame) or not {"wav", "start", "stop", "kind", "label"} <= set(frame.columns):
+        raise ValueError(f"{info.path}: detector {detector!r} returned {type(frame).__name__}, not an interval table "
+                         f"(wav, start, stop, kind, label); see docs/plugins.md")
+    frame = intervals_frame(*(frame[c].to_numpy() for c in ("wav", "start", "stop", "kind", "label")))
+    if detector != DEFAULT_DETECTOR:  # the built-in's quirk rows (QUIRK 1-2) are checked by the caller
+        frame = validate_intervals(frame, source=f"detector {detector!r} on {path.name}")
+        outside = frame[(frame["start"] < 0) | (frame["stop"] >= info.frames)]
+        if len(outside):
+            raise ValueError(f"{info.path}: detector {detector!r} returned {len(outside)} interval(s) outside tics "
+                             f"0..{info.frames - 1}, e.g. {outside.iloc[0].to_dict()}")
+    return frame
 
 
 # --------------------------------------------------------------------------------------------

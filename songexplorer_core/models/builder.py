@@ -50,10 +50,31 @@ def register_architecture(name: str, *aliases: str, stride_tics: Callable[[Model
 
 
 def get_architecture(name: str) -> Architecture:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ModelError(f"unknown architecture {name!r}; registered: {sorted(ARCHITECTURES)}") from None
+    """The architecture registered as ``name``: here, or by a plug-in of
+    ``songexplorer.architectures`` (``songexplorer_core.plugins``), loaded on first use. The
+    plug-in's object is an :class:`Architecture`, or a ``build`` function (registered here under
+    the plug-in's name if importing it did not register it already; its taps then lie
+    ``ModelSpec.stride_tics`` apart).
+
+    Raises:
+        ModelError: no such architecture, naming the registered and installed ones.
+    """
+    if name not in ARCHITECTURES:
+        from songexplorer_core import plugins
+
+        if name not in plugins.installed("architectures"):
+            raise ModelError(f"unknown architecture {name!r}; registered: "
+                             f"{sorted({*ARCHITECTURES, *plugins.names('architectures')})} (docs/plugins.md)")
+        loaded = plugins.load("architectures", name)
+        if name not in ARCHITECTURES:
+            if isinstance(loaded, Architecture):
+                ARCHITECTURES[name] = loaded
+            elif callable(loaded):
+                register_architecture(name)(loaded)
+            else:
+                raise ModelError(f"architecture plug-in {name!r} is {type(loaded).__name__}, not an Architecture or a "
+                                 f"build function (docs/plugins.md)")
+    return ARCHITECTURES[name]
 
 
 def _seeds(seed: int | None):

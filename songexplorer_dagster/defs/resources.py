@@ -6,10 +6,11 @@
 * ``mlflow`` (:class:`MlflowResource`): where training runs and registered models go, and the
   champion's download. Deliberately not dagster-mlflow, which pins pandas < 3 (dagster#33325).
   By default the tracking store is SQLite inside the project (``<project>/mlflow/``), what
-  README command 1's MLflow UI serves; set ``tracking_uri`` for a shared server.
+  README command 1's MLflow UI serves; ``$MLFLOW_TRACKING_URI`` or ``tracking_uri`` names a shared
+  server instead (docs/deploy.md).
 * ``compute`` (:class:`ComputeResource`): CPU or GPU and TensorFlow's threads. On Kubernetes
-  the GPU steps ask for a GPU through their ``dagster-k8s/config`` tags
-  (``songexplorer_dagster.constants.GPU_OP_TAGS``).
+  (``SONGEXPLORER_EXECUTOR=k8s``) each step's pod asks for the CPU, memory and GPUs that
+  ``songexplorer_dagster.compute_resources`` reads from the project's ``[resources]`` tables.
 * ``dense_set`` (:class:`DenseSetResource`): which recordings are densely annotated and how a
   model is measured on them, shared by ``congruence_report`` and the promotion gate so both
   always agree. A recording is dense when it has a ``<wav>-annotated-<name>.csv`` by one of the
@@ -29,7 +30,7 @@ from typing import Literal
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from songexplorer_core.dense_set import DenseSettings
 from songexplorer_core.project import Project, ProjectSettings, find_recordings, project_from_env, recording_path
@@ -59,9 +60,35 @@ class ProjectResource(dg.ConfigurableResource):
         ),
     )
 
+    audio_reader: str = Field(
+        default="",
+        description="Audio reader by name (a plug-in of songexplorer.audio_readers: `songexplorer plugins`); empty: "
+                    "the project's songexplorer.toml (audio_reader), else by each file's suffix.",
+    )
+    audio_highpass_hz: float | None = Field(
+        default=None, description="High-pass filter cut-off, Hz (0: none); empty: the project's songexplorer.toml.")
+
     def project(self) -> Project:
         """The core :class:`~songexplorer_core.project.Project` for ``root``."""
         return Project(Path(self.root).expanduser().resolve())
+
+    def use_audio(self):
+        """Put the project's audio settings in force in this process (songexplorer.toml, with this
+        resource's ``audio_reader`` / ``audio_highpass_hz`` where given); returns them."""
+        return self.project().use_audio(reader=self.audio_reader or None, highpass_hz=self.audio_highpass_hz)
+
+    def setup_for_execution(self, context) -> None:
+        """Every step reads recordings with the project's readers, filter and channel map.
+
+        A bad ``songexplorer.toml`` is left to the step that reads it: failing here would end the
+        run as a resource failure, without the step's one-line message naming the file."""
+        from songexplorer_core.errors import is_expected
+
+        try:
+            self.use_audio()
+        except Exception as error:
+            if not is_expected(error):
+                raise
 
     def settings(self) -> ProjectSettings:
         """The project's ``songexplorer.toml`` (audio_tic_rate in Hz, audio_nchannels)."""
@@ -69,8 +96,9 @@ class ProjectResource(dg.ConfigurableResource):
 
     def find_recordings(self) -> dict[str, Path]:
         """Every recording under ``groundtruth/``: ``{key: absolute path}``, sorted by key
-        (hidden, temporary and ``oldfiles-*``/``congruence-*`` files skipped)."""
-        return find_recordings(self.project().groundtruth)
+        (hidden, temporary and ``oldfiles-*``/``congruence-*`` files skipped); a file the channel map
+        splits gives one recording per name (``songexplorer_core.audio_readers.expand_recordings``)."""
+        return find_recordings(self.project().groundtruth, self.use_audio())
 
     def recording_path(self, key: str) -> Path:
         """Absolute path of the recording with partition key ``key``.
@@ -87,6 +115,18 @@ def _default_ui_url() -> str:
     return os.environ.get("SONGEXPLORER_MLFLOW_UI", "http://127.0.0.1:5000")
 
 
+#: ``$MLFLOW_TRACKING_URI`` as the process started with it. Read once, at import: MLflow's own
+#: ``set_tracking_uri`` (``songexplorer_core.tracking`` calls it for each project) writes that
+#: variable, so reading it later would hand one project's store to the next resource made here.
+_LAUNCH_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def _default_tracking_uri() -> str | None:
+    """``$MLFLOW_TRACKING_URI`` when the process started (MLflow's own variable: on a cluster the
+    pods need only it), else ``None``: the project's SQLite store."""
+    return _LAUNCH_TRACKING_URI
+
+
 def _default_dagster_ui_url() -> str:
     return os.environ.get("SONGEXPLORER_DAGSTER_UI") or "http://127.0.0.1:3000"
 
@@ -95,8 +135,9 @@ class MlflowResource(dg.ConfigurableResource):
     """Where every trained model is logged (one experiment and one registered model per project)."""
 
     tracking_uri: str | None = Field(
-        default=None,
-        description="MLflow tracking URI; empty means SQLite inside the project (<project>/mlflow/mlflow.db).",
+        default_factory=_default_tracking_uri,
+        description="MLflow tracking URI (MLFLOW_TRACKING_URI, e.g. a shared server http://mlflow:5000); "
+                    "empty means SQLite inside the project (<project>/mlflow/mlflow.db).",
     )
     experiment: str = Field(default="songexplorer", description="Experiment holding every training run.")
     registered_model: str = Field(
@@ -271,12 +312,21 @@ class EthogramResource(dg.ConfigurableResource):
     """How probabilities become ethograms (``songexplorer_core.ethogram.model_ethogram``): the method,
     short range slivers dropped, and one event per pulse."""
 
-    method: Literal["auto", "maxprob", "threshold"] = Field(
+    method: str = Field(
         default="auto",
         description=("'auto' (default): each tic gets its most probable label for exclusive models, per-label "
                      "thresholds for overlapped ones; 'maxprob'; or 'threshold' (SongExplorer's default: the "
-                     "model's thresholds at each precision/recall ratio). Why auto: docs/recipe.md."),
+                     "model's thresholds at each precision/recall ratio). Why auto: docs/recipe.md. Or the name of "
+                     "an installed ethogram plug-in (songexplorer.ethograms: `songexplorer plugins`)."),
     )
+
+    @field_validator("method")
+    @classmethod
+    def _installed_method(cls, value: str) -> str:
+        """A method that is neither built in nor installed fails the run at its start, naming those there are."""
+        from songexplorer_core.ethogram import check_method
+
+        return check_method(value)
     min_segment_fraction: float = Field(
         default=0.5, ge=0.0,
         description=("Predicted intervals of a label annotated only with ranges (sine, syllables) shorter than this "

@@ -42,7 +42,7 @@ def sound_features(path, start: int, stop: int, *, nfft: int = 64) -> np.ndarray
 def write_cluster_table(project, detections: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """``outputs/cluster/cluster.parquet``: seed annotations and loud detections, placed by the
     first two principal components of their spectral features (what a cluster step does,
-    with PCA in place of UMAP)."""
+    with PCA in place of UMAP), with the group each lies in."""
     recordings = find_recordings(project.groundtruth)
     annotated = concat_intervals(read_intervals_csv(p) for p in find_interval_csvs(project.groundtruth, ["annotated"]))
     loud = concat_intervals(frame[frame["label"] != "neither"] for frame in detections.values())
@@ -51,7 +51,9 @@ def write_cluster_table(project, detections: dict[str, pd.DataFrame]) -> pd.Data
     centred = features - features.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T
-    table = sounds.assign(x=xy[:, 0], y=xy[:, 1])
+    from songexplorer_core.cluster import find_clusters
+
+    table = sounds.assign(x=xy[:, 0], y=xy[:, 1], group=find_clusters(xy))  # groups as the cluster asset finds them
     (project.outputs / "cluster").mkdir(parents=True, exist_ok=True)
     table.to_parquet(project.outputs / "cluster" / "cluster.parquet")
     return table

@@ -363,3 +363,64 @@ def test_a_gesture_of_the_other_kind_is_told_which_gesture_fits_the_label(app):
     app.shared.show_info("")
     app.recording_view.drag(3.0, 3.4)  # a range of a range label: nothing to say
     assert app.shared.message.object == ""
+
+
+# -- labelling a whole group of sounds (starting from zero) ----------------------------------------
+
+
+def own_rows(project, name):
+    """Every row of ``name``'s annotation CSVs in the project: (wav, start, stop, label)."""
+    from songexplorer_core.annotations import read_intervals_csv
+
+    rows = []
+    for path in sorted(project.groundtruth.rglob(f"*-annotated-{name}.csv")):
+        frame = read_intervals_csv(path)
+        rows += [(r.wav, int(r.start), int(r.stop), r.label) for r in frame.itertuples()]
+    return sorted(rows)
+
+
+def test_a_tap_selects_a_group_and_label_selection_annotates_every_sound_of_it(project):
+    app = AnnotatorApp(project, annotator="tester")
+    view = app.cluster_view
+    table = pd.read_parquet(project.outputs / "cluster" / "cluster.parquet")
+    assert "group" in view.colour_by.options and "groups: tap a sound to select its group" in view.cluster_info.object
+    detected_groups = table[(table["kind"] == "detected") & (table["group"] >= 0)]
+    group = int(detected_groups["group"].value_counts().index[0])
+    members = table[table["group"] == group]
+    first = members[members["kind"] == "detected"].iloc[0]
+    assert view.labeller.button.disabled
+    view.scatter._trigger_event(Tap(view.scatter, x=float(first["x"]), y=float(first["y"])))
+    assert len(view.labeller.selected) == len(members) and not view.labeller.button.disabled
+    assert f"{len(members)} sounds selected" in view.labeller.info.object and f"group {group}" in view.labeller.info.object
+    view.labeller.label_input.value_input = "song-a"
+    view.labeller.button.clicks += 1
+    expected = sorted((r.wav, int(r.start), int(r.stop), "song-a") for r in members.itertuples() if r.kind != "annotated")
+    assert f"labelled {len(expected)} sound(s) &#x27;song-a&#x27;" in app.shared.message.object
+    app.save()
+    assert own_rows(project, "tester") == expected
+    # labelling the same group again changes nothing; another label relabels this session's rows
+    assert view.labeller.label_selection() == 0
+    assert view.labeller.label_selection("song-b") == len(expected)
+    app.save()
+    assert {row[3] for row in own_rows(project, "tester")} == {"song-b"}
+
+
+def test_a_lasso_selects_what_it_encloses_and_a_bad_label_is_refused(project):
+    app = AnnotatorApp(project, annotator="tester")
+    view = app.cluster_view
+    table = pd.read_parquet(project.outputs / "cluster" / "cluster.parquet")
+    x0, x1 = float(table["x"].min()) - 1, float(np.median(table["x"]))
+    y0, y1 = float(table["y"].min()) - 1, float(table["y"].max()) + 1
+    view.scatter._trigger_event(SelectionGeometry(view.scatter, geometry=dict(
+        type="poly", x=[x0, x1, x1, x0], y=[y0, y0, y1, y1]), final=True))
+    inside = table[table["x"] < x1]
+    assert len(view.labeller.selected) == len(inside) and "the lasso" in view.labeller.info.object
+    assert view.labeller.label_selection("../etc") == 0 and "alert" in app.shared.message.object
+    assert own_rows(project, "tester") == []
+
+
+def test_label_selection_needs_a_name(project):
+    app = AnnotatorApp(project)
+    view = app.cluster_view
+    view.select_group_at(0.0, 0.0)
+    assert view.labeller.label_selection("song-a") == 0 and "give your name first" in app.shared.message.object

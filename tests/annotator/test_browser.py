@@ -300,3 +300,60 @@ def test_a_dagster_link_opens_its_recording_at_its_place_and_errors_stay_one_lin
             del os.environ[DAGSTER_UI_ENV]
     log = (project.root / "annotate.log").read_text()
     assert "Traceback" in log and "IndexError" in log  # the details went to the log
+
+
+def test_label_a_whole_group_of_detected_sounds_in_the_cluster_view(project):
+    """Starting from zero: a tap on a sound of the cluster view selects its group, a label typed and
+    *Label selection* annotate every sound of it, and the save writes them all (one CSV per recording)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    import numpy as np
+    import pandas as pd
+
+    from songexplorer_core.annotations import read_intervals_csv
+
+    table = pd.read_parquet(project.outputs / "cluster" / "cluster.parquet")
+    grouped = table[table["group"] >= 0]
+    xy = table[["x", "y"]].to_numpy()
+    # the detected sound farthest from any sound of another group: a tap on it cannot mean another group
+    clearance = [np.min(np.hypot(*(xy[table["group"] != row.group] - [row.x, row.y]).T), initial=np.inf)
+                 for row in grouped.itertuples()]
+    target = grouped.iloc[int(np.argmax(np.where(grouped["kind"] == "detected", clearance, -1)))]
+    members = table[table["group"] == target["group"]]
+    expected = sorted((r.wav, int(r.start), int(r.stop), "song-a") for r in members.itertuples()
+                      if r.kind != "annotated")
+    process, url = start_annotator(project, "--annotator", "tester", "--autosave", "0")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def own_rows():
+        found = []
+        for path in sorted(project.groundtruth.rglob("*-annotated-tester.csv")):
+            found += [(r.wav, int(r.start), int(r.stop), r.label) for r in read_intervals_csv(path).itertuples()]
+        return sorted(found)
+
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1420, "height": 1100})
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(url)
+            page.locator(".bk-tab", has_text="Cluster").click()
+            page.get_by_text("sounds from cluster.parquet").wait_for()
+            page.get_by_text("groups: tap a sound to select its group").wait_for()
+            sx, sy = page.evaluate(TO_SCREEN, ["scatter", float(target["x"]), float(target["y"])])
+            page.mouse.click(sx, sy)
+            page.get_by_text(f"{len(members)} sounds selected").wait_for()
+            page.get_by_placeholder("label for the selection").fill("song-a")
+            page.get_by_role("button", name="Label selection").click()
+            page.get_by_text(f"labelled {len(expected)} sound(s) 'song-a'").wait_for()
+            time.sleep(0.5)
+            page.screenshot(path=str(SCREENSHOTS / "cluster-label-group.png"), full_page=True)
+            page.get_by_role("button", name="Save", exact=True).click()
+            page.get_by_text("all saved").wait_for()
+            wait_for(lambda: own_rows() == expected, f"the CSVs to hold the {len(expected)} labelled sounds")
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure-cluster-label.png"), full_page=True)
+            print(f"server log:\n{(project.root / 'annotate.log').read_text()[-5000:]}\nrows: {own_rows()[:5]}")
+            raise
+        finally:
+            browser.close()
+            stop_annotator(process)

@@ -1,5 +1,6 @@
 """A wheel built from the tree is complete: installed into a new virtualenv that cannot see the
-source tree, ``songexplorer init`` and ``songexplorer demo`` run and the Dagster definitions load.
+source tree, ``songexplorer init`` and ``songexplorer demo`` run, the Dagster definitions load,
+and ``dagster asset materialize`` of ``recordings,detections`` for one partition writes its files.
 
 Installing every dependency afresh takes far longer than a test may (TensorFlow, Dagster,
 MLflow...), so the new venv gets the wheel alone (``--no-deps``) and borrows the dependencies
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("songexplorer_core", "songexplorer_cli", "songexplorer_annotator", "songexplorer_dagster")
 #: What the wheel is built from: the tree as git would ship it, less the test suite and docs.
 SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "docs",
-                              "benchmarks", "test-artifacts", "songexplorer-project", ".tmp_dagster_home_*")
+                              "benchmarks", "test-artifacts", "songexplorer-project", ".tmp_dagster_home_*", ".cache")
 
 
 def run(command, cwd, env):
@@ -70,3 +71,15 @@ def test_the_wheel_alone_runs_init_demo_and_loads_the_dagster_definitions(tmp_pa
     listed = run([*dagster, "asset", "list", "-m", "songexplorer_dagster.definitions"], work, env).split()
     assert {"recordings", "detections", "trained_model", "probabilities", "ethograms"} <= set(listed), listed
     assert run([songexplorer, "register"], work, env).split() == ["demo-1.wav", "demo-2.wav"]
+
+    # One partition of the graph, materialised by the installed package into the project.
+    run([*dagster, "asset", "materialize", "-m", "songexplorer_dagster.definitions",
+         "--select", "recordings,detections", "--partition", "demo-1.wav"], work, env)
+    runs = run([str(python), "-c", "import dagster as dg\nwith dg.DagsterInstance.get() as instance:\n"
+                "    print(*[(r.status.value, r.tags.get('dagster/partition')) for r in instance.get_runs()])"],
+               work, env)
+    assert runs.strip() == "('SUCCESS', 'demo-1.wav')", runs  # recorded in the project's own instance
+    assert (work / "demo" / "outputs" / "recordings" / "demo-1.wav.json").is_file()
+    assert (work / "demo" / "outputs" / "detections" / "demo-1.wav.parquet").is_file()
+    assert (work / "demo" / "outputs" / "detected" / "demo-1.wav-detected.csv").is_file()
+    assert not (work / "demo" / "outputs" / "detections" / "demo-2.wav.parquet").exists()

@@ -2,6 +2,7 @@
 the span size, prevalences, and the probability files."""
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -362,3 +363,28 @@ def test_supervised_loop_finds_song_in_a_recording_it_never_saw(tmp_path):
     events = np.concatenate([unseen.pulse_centres, unseen.sines["start"], unseen.sines["stop"]])
     near = [np.any((events >= a - 100) & (events <= b + 100)) for a, b in zip(starts, stops)]
     assert np.mean(near) >= 0.9
+
+
+def test_cached_classifier_loads_a_model_folder_once_until_it_changes(small_model, tmp_path, monkeypatch):
+    from songexplorer_core.classify import CACHED_MODELS, cached_classifier, clear_classifier_cache
+
+    folders = [models.save_trained_model(small_model, tmp_path / f"m{i}") for i in range(3)]
+    loads = []
+    load = models.load_trained_model
+    monkeypatch.setattr(models, "load_trained_model", lambda folder, **kw: loads.append(folder) or load(folder, **kw))
+    clear_classifier_cache()
+    trained, classifier = cached_classifier(folders[0])
+    assert cached_classifier(str(folders[0])) == (trained, classifier) and len(loads) == 1  # same folder: cached
+    np.testing.assert_allclose(classifier.classify_samples(noise(3_000, seed=1), rate=RATE).values,
+                               Classifier(small_model).classify_samples(noise(3_000, seed=1), rate=RATE).values,
+                               atol=2e-6)
+    meta = folders[0] / "model.json"
+    stat = meta.stat()
+    os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # rewritten in place: loaded again
+    assert cached_classifier(folders[0])[1] is not classifier and len(loads) == 2
+    for folder in folders:  # only the CACHED_MODELS most recent stay
+        cached_classifier(folder)
+    assert len(loads) == 4
+    cached_classifier(folders[0])
+    assert len(loads) == 4 + (CACHED_MODELS < 3)
+    clear_classifier_cache()

@@ -83,3 +83,22 @@ def test_the_instance_template_is_package_data_and_the_repo_root_file_is_the_sam
     # `dagster dev` from a checkout without DAGSTER_HOME reads the repo-root dagster.yaml
     repo_root = Path(__file__).resolve().parents[2]
     assert (repo_root / "dagster.yaml").read_text() == instance_template()
+
+
+def test_recordings_are_found_in_path_order_skipping_hidden_temporary_and_old_folders(tmp_path):
+    root = tmp_path / "groundtruth"
+    tone = np.zeros(10, dtype=np.int16)
+    for relative in ["b.wav", "a/z.wav", "a-b.wav", "a/%odd.WAV", "deep/er/x.wav", ".hidden/y.wav",
+                     "oldfiles-20200101T000000/old.wav", "a/congruence-20200101T000000/c.wav"]:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / relative, tone, 2500)
+    (root / ".b.wav").write_bytes(b"hidden")
+    (root / ".b.wav.x1.tmp").write_bytes(b"temporary")
+    (root / "notes.txt").write_text("not a recording")
+    (root / "folder.wav").mkdir()
+    (root / "dangling.wav").symlink_to(root / "nowhere.wav")
+    found = find_recordings(root)
+    assert list(found) == [".hidden%2Fy.wav", "a%2F%25odd.WAV", "a%2Fz.wav", "a-b.wav",
+                           "b.wav", "deep%2Fer%2Fx.wav"]
+    assert all(found[key] == root / recording_relpath(key) for key in found)
+    assert find_recordings(tmp_path / "absent") == {}

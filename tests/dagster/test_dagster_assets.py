@@ -195,13 +195,13 @@ def test_unusable_parameters_fail_with_the_parameter_named(project, project_reso
 def test_detection_config_defaults_are_songexplorers(project):
     """DetectionConfig mirrors DetectParams: the defaults must not drift apart."""
     assert DetectionConfig().to_params() == DetectParams()
-    assert DetectionConfig.model_fields.keys() - {"songexplorer_quirks"} == {
+    assert DetectionConfig.model_fields.keys() - {"songexplorer_quirks", "detector", "detector_parameters"} == {
         "time_sigma", "time_smooth_ms", "frequency_n_ms", "frequency_nw", "frequency_p",
         "frequency_range_hz", "frequency_smooth_ms", "time_sigma_robust",
     }
     import dataclasses
 
-    assert {f.name for f in dataclasses.fields(DetectParams)} == DetectionConfig.model_fields.keys() - {"songexplorer_quirks"}
+    assert {f.name for f in dataclasses.fields(DetectParams)} == DetectionConfig.model_fields.keys() - {"songexplorer_quirks", "detector", "detector_parameters"}
 
 
 def test_songexplorer_rows_by_default_and_inclusive_rows_on_request(project, project_resource, instance):

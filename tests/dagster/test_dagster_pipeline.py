@@ -88,8 +88,23 @@ def test_the_whole_supervised_loop_materialises(demo, instance):
     signature = mlflow.models.get_model_info(version.source).signature
     assert signature.inputs.inputs[0].shape == (-1, -1, 1) and signature.outputs.inputs[0].shape[-1] == 3
 
+    # ethograms also in the formats songexplorer.toml names (docs/formats.md)
+    import dataclasses
+
+    from songexplorer_core.annotations import read_intervals_csv
+    from songexplorer_core.formats import format_named, import_file
+    from songexplorer_core.project import write_settings
+
+    write_settings(project, dataclasses.replace(project.settings(), annotation_formats=("textgrid", "raven")))
     materialize_per_recording([probabilities, ethograms], keys, instance, resources)
     for key in keys:  # every recording, annotated or not, gets probabilities and an ethogram
+        csv_rows = read_intervals_csv(project.outputs / "predicted" / f"{key}-predicted-1.0pr.csv")
+        for name, suffix in (("textgrid", ".TextGrid"), ("raven", ".Table.1.selections.txt")):
+            exported, _ = import_file(project.outputs / "predicted" / f"{key}-predicted-1.0pr{suffix}",
+                                      format_named(name), rate=2500)
+            order = ["start", "stop", "label"]
+            assert exported.sort_values(order).reset_index(drop=True).equals(
+                csv_rows.sort_values(order).reset_index(drop=True)), (key, name)
         assert (project.outputs / "probabilities" / f"{key}-probabilities.npz").exists()
         assert (project.outputs / "probabilities" / f"{key.removesuffix('.wav')}-mel-pulse.wav").exists()
         predicted = project.outputs / "predicted" / f"{key}-predicted-1.0pr.csv"

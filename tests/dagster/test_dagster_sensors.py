@@ -8,13 +8,17 @@ import json
 import os
 
 import dagster as dg
+import numpy as np
 import pytest
 
-from dagster_test_helpers import write_synth_song
+from dagster_test_helpers import write_synth_song, write_wav
 from songexplorer_dagster.defs.recordings.assets import recordings
 from songexplorer_dagster.definitions import defs
 from songexplorer_dagster.partitions import recordings_partitions
-from songexplorer_dagster.defs.recordings.sensors import BAD_FILE_SETTLE_TICKS, WatchState, new_recordings_sensor, plan_tick
+from songexplorer_dagster.defs.recordings.sensors import (
+    ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, BAD_FILE_SETTLE_TICKS, WatchState,
+    batched_run_requests, new_recordings_sensor, plan_tick,
+)
 
 
 class Ticker:
@@ -73,14 +77,73 @@ def test_a_new_recording_is_registered_once_it_has_settled_then_never_again(proj
     assert not ticker.tick().run_requests
 
 
-def test_several_recordings_get_one_run_each(project, ticker):
+def test_several_recordings_settling_together_share_one_run_over_their_range(project, ticker):
     for index in range(3):
         write_synth_song(project.groundtruth, f"r{index}.wav", seed=index, duration_s=1.0)
     ticker.tick()
     second = ticker.tick()
-    assert sorted(r.partition_key for r in second.run_requests) == ["r0.wav", "r1.wav", "r2.wav"]
-    assert len({r.run_key for r in second.run_requests}) == 3
+    (request,) = second.run_requests
+    assert request.partition_key is None
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "r0.wav"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "r2.wav"
+    assert request.run_key.startswith("r0.wav..r2.wav@")
+    assert ticker.partitions() == ["r0.wav", "r1.wav", "r2.wav"]
     assert not ticker.tick().run_requests
+
+
+def test_a_recording_its_run_will_refuse_is_not_batched_with_good_ones(project, ticker):
+    for index in range(3):
+        write_synth_song(project.groundtruth, f"r{index}.wav", seed=index, duration_s=1.0)
+    write_wav(project.groundtruth / "r1.wav", np.zeros(100, dtype=np.int16), rate=44100)  # wrong rate
+    ticker.tick()
+    requests = ticker.tick().run_requests
+    assert sorted(r.partition_key for r in requests) == ["r0.wav", "r1.wav", "r2.wav"]  # each its own run
+    assert not any(ASSET_PARTITION_RANGE_START_TAG in r.tags for r in requests)
+
+
+def test_no_partition_is_ever_asked_for_twice(project, ticker, instance):
+    """Over ticks with files settling, registered by `songexplorer register` meanwhile, changed,
+    and after the cursor is lost, every partition is requested at most once."""
+    for index in range(6):
+        write_synth_song(project.groundtruth, f"r{index}.wav", seed=index, duration_s=0.5)
+    instance.add_dynamic_partitions(recordings_partitions.name, ["r4.wav"])  # registered by hand
+    asked = []
+
+    def tick():
+        result = ticker.tick()
+        for request in result.dynamic_partitions_requests or []:
+            asked.extend(request.partition_keys)
+        return result
+
+    tick()
+    tick()
+    write_synth_song(project.groundtruth, "r6.wav", seed=6, duration_s=0.5)
+    path = project.groundtruth / "r2.wav"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # changed
+    tick()
+    tick()
+    ticker.cursor = None  # the cursor lost: every file settles again, none is added again
+    for _ in range(3):
+        tick()
+    assert sorted(asked) == sorted(set(asked)) == [f"r{i}.wav" for i in range(7) if i != 4]
+    assert ticker.partitions() == [f"r{i}.wav" for i in range(7)]
+    assert len(instance.get_dynamic_partitions(recordings_partitions.name)) == 7
+
+
+def test_batched_run_requests_group_neighbours_up_to_the_batch_size():
+    order = ["a", "b", "c", "d", "e", "f"]
+    run = {key: index for index, key in enumerate(order)}
+    del run["d"]  # not to process: the ranges are a..c and e..f
+    def shape(requests):
+        return [(r.tags.get(ASSET_PARTITION_RANGE_START_TAG), r.tags.get(ASSET_PARTITION_RANGE_END_TAG),
+                 r.partition_key) for r in requests]
+
+    assert shape(batched_run_requests(run, order, per_run=2)) == [("a", "b", None), (None, None, "c"), ("e", "f", None)]
+    assert shape(batched_run_requests(run, order, alone={"b"})) == [
+        (None, None, "a"), (None, None, "b"), (None, None, "c"), ("e", "f", None)]
+    assert [r.run_key for r in batched_run_requests({"a": 5}, order)] == ["a@5"]
+    again = batched_run_requests(run, order)
+    assert [r.run_key for r in again] == [r.run_key for r in batched_run_requests(dict(run), list(order))]
 
 
 def test_a_growing_file_is_not_registered_until_its_copy_has_finished(project, ticker, tmp_path):
@@ -193,3 +256,24 @@ def test_plan_tick_is_a_pure_function_of_files_partitions_and_state(tmp_path):
     third = plan_tick(second.state, files, {"a.wav", "b.wav"}, signature=sign, problem=fine)
     assert not third.run and not third.add and not third.settling
     assert WatchState.from_cursor(third.state.to_cursor()) == third.state
+
+
+def test_recordings_already_checked_are_not_run_again_without_a_cursor(project, project_resource, ticker, instance):
+    """Partitions registered and materialised without the daemon (`songexplorer register`, a
+    script) or a lost cursor: a recording whose record names its current size and mtime is steady."""
+    for index in range(2):
+        write_synth_song(project.groundtruth, f"r{index}.wav", seed=index, duration_s=0.5)
+    instance.add_dynamic_partitions(recordings_partitions.name, ["r0.wav", "r1.wav"])
+    assert dg.materialize([recordings], instance=instance, resources={"project": project_resource},
+                          partition_key="r0.wav").success
+    first = ticker.tick()
+    assert "r0.wav" not in skip_text(first) and "r1.wav" in skip_text(first)  # r1 was never checked
+    assert [r.partition_key for r in ticker.tick().run_requests] == ["r1.wav"]
+    assert WatchState.from_cursor(ticker.cursor).registered.keys() == {"r0.wav", "r1.wav"}
+    assert dg.materialize([recordings], instance=instance, resources={"project": project_resource},
+                          partition_key="r1.wav").success  # what its run does
+    path = project.groundtruth / "r0.wav"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # changed since its check
+    ticker.cursor = None
+    ticker.tick()
+    assert [r.partition_key for r in ticker.tick().run_requests] == ["r0.wav"]

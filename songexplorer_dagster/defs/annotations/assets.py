@@ -16,7 +16,9 @@ from songexplorer_core.annotations import (
 )
 from songexplorer_core.atomic import atomic_path, atomic_write
 from songexplorer_core.audio import recording_info
+from songexplorer_core.formats import foreign_files_for_recording, read_annotation_file
 from songexplorer_core.outputs import content_hash
+from songexplorer_dagster.batches import RECORDINGS_BACKFILL, per_recording
 from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import DenseSetResource, ProjectResource
@@ -38,18 +40,25 @@ def _counts_table(frame: pd.DataFrame, by: str) -> str:
     group_name="annotations",
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
+    backfill_policy=RECORDINGS_BACKFILL,
 )
 @fails_clearly
-def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+def annotations(context: dg.AssetExecutionContext, project: ProjectResource):
     """One recording's annotations, every annotator's: each ``<wav>-annotated-<name>.csv``
-    beside it (both SongExplorer naming styles), every row validated against the recording (a bad
+    beside it (both SongExplorer naming styles) and, when ``songexplorer.toml`` names
+    ``annotation_formats``, each Raven table, Audacity label track, TextGrid or DAS CSV beside it
+    in those formats (``<stem>.TextGrid``...: annotator = the format's name), every row validated against the recording (a bad
     row fails the step naming file and line; nothing is dropped silently), written to
     ``outputs/annotations/<key>.parquet`` with an ``annotator`` column.
 
     ``annotation_files_sensor`` re-materialises a recording's partition when its CSVs change
     (the annotator saves there), so ``ground_truth`` follows and the model shows as stale.
+    Many recordings run in batches, one partition each (``songexplorer_dagster.batches``).
     """
-    key = context.partition_key
+    yield from per_recording(context, lambda key: _annotations_one(context, project, key), what="annotations read")
+
+
+def _annotations_one(context: dg.AssetExecutionContext, project: ProjectResource, key: str) -> dict:
     wav_path = project.recording_path(key)
     ntics = recording_info(wav_path).frames
     tables, files, notes = [], [], []
@@ -60,6 +69,13 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
         annotator = parse_csv_name(csv_path.name).tag
         tables.append(table.assign(**{ANNOTATOR: annotator}))
         files.append(csv_path.name)
+    settings = project.settings()
+    # other tools' files beside the recording, in the formats songexplorer.toml names (docs/formats.md)
+    for path, fmt, info in foreign_files_for_recording(wav_path, settings.annotation_formats):
+        table = read_annotation_file(path, fmt, rate=settings.audio_tic_rate, wav=wav_path.name, kind="annotated",
+                                     recording_tics={wav_path.name: ntics}, notes=notes)
+        tables.append(table.assign(**{ANNOTATOR: info.tag}))
+        files.append(path.name)
     frame = concat_intervals(tables) if tables else empty_intervals().assign(**{ANNOTATOR: pd.Series([], dtype=str)})
     frame = frame.assign(recording=key)
     for note in notes:
@@ -69,15 +85,13 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
         frame.to_parquet(temporary, index=False)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
     context.log.info(f"{wav_path.name}: {len(frame)} annotation(s) in {len(files)} file(s): {counts}")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(frame)),
-            "annotations_per_label": dg.MetadataValue.json(counts),
-            "per_annotator": dg.MetadataValue.md(_counts_table(frame, ANNOTATOR)),
-            "files": dg.MetadataValue.json(files),
-            "parquet": dg.MetadataValue.path(str(path)),
-        }
-    )
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "annotations_per_label": dg.MetadataValue.json(counts),
+        "per_annotator": dg.MetadataValue.md(_counts_table(frame, ANNOTATOR)),
+        "files": dg.MetadataValue.json(files),
+        "parquet": dg.MetadataValue.path(str(path)),
+    }
 
 
 @dg.asset(
@@ -86,17 +100,30 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource) -> 
     kinds={"parquet"},
     # after annotations update; waits for partitions on their way, ignores those that cannot come
     automation_condition=eager_over_recordings(["annotations"]),
+    # a project of recordings alone has no ground truth yet: trained_model waits while it is missing
+    output_required=False,
 )
-@fails_clearly
-def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource
-                 ) -> dg.MaterializeResult:
+def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource):
     """Every recording's annotations in one table, what training reads:
     ``outputs/ground_truth/ground_truth.parquet`` and the recordings' paths (``recordings.json``).
 
     Dense annotations (the ``dense_set`` resource) are a test set and stay out of it by default
     (``held_out_of_training``); they are counted in the metadata and listed in
     ``outputs/ground_truth/held_out.parquet``.
+
+    Starting from zero (recordings, no annotation yet): the empty files are written but no
+    materialisation is recorded until the first annotation, so ``trained_model``, which trains by
+    itself once ground truth exists, waits for it instead of failing (docs/dagster.md, "Starting
+    from zero"). Once recorded, an empty ground truth is recorded too.
     """
+    result = _ground_truth(context, project, dense_set)
+    if result is not None:
+        yield result
+
+
+@fails_clearly
+def _ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, dense_set: DenseSetResource
+                  ) -> dg.MaterializeResult | None:
     keys = context.instance.get_dynamic_partitions(recordings_partitions.name)
     tables, recording_paths, missing = [], {}, []
     for key in sorted(keys):
@@ -134,6 +161,10 @@ def ground_truth(context: dg.AssetExecutionContext, project: ProjectResource, de
         json.dump(recording_paths, handle, indent=2)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()} if len(frame) else {}
     context.log.info(f"ground truth: {len(frame)} annotation(s) in {len(recording_paths)} recording(s): {counts}")
+    if not len(frame) and context.instance.get_latest_materialization_event(context.asset_key) is None:
+        context.log.info("no annotations yet: ground truth not recorded, the first model waits for the first "
+                         "annotation (label sounds in the annotator's cluster view: the label_sounds_job fills it)")
+        return None
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(frame)),

@@ -6,15 +6,17 @@ from pathlib import Path
 import dagster as dg
 
 from songexplorer_core.annotations import find_interval_csvs, parse_csv_name
+from songexplorer_core.formats import find_annotation_files, format_of_file, name_info
 from songexplorer_core.project import recording_key
 from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
 
 
-def annotation_file_states(groundtruth: Path) -> dict[str, list[int]]:
-    """``{csv path relative to groundtruth: [mtime_ns, size]}`` of every annotated CSV."""
+def annotation_file_states(groundtruth: Path, formats: tuple[str, ...] = ()) -> dict[str, list[int]]:
+    """``{path relative to groundtruth: [mtime_ns, size]}`` of every annotated CSV, and of every
+    annotation file in ``formats`` (the project's ``annotation_formats``) beside its recording."""
     states = {}
-    for path in find_interval_csvs(groundtruth, kinds=["annotated"]):
+    for path in [*find_interval_csvs(groundtruth, kinds=["annotated"]), *find_annotation_files(groundtruth, formats)]:
         stat = path.stat()
         states[path.relative_to(groundtruth).as_posix()] = [stat.st_mtime_ns, stat.st_size]
     return states
@@ -23,6 +25,9 @@ def annotation_file_states(groundtruth: Path) -> dict[str, list[int]]:
 def recording_key_of_csv(relative_csv: str) -> str | None:
     """The key of the recording an annotation CSV (path relative to groundtruth/) belongs to."""
     parsed = parse_csv_name(Path(relative_csv).name)
+    fmt = format_of_file(relative_csv) if parsed is None else None
+    if fmt is not None:
+        parsed = name_info(relative_csv, fmt)
     if parsed is None:
         return None
     return recording_key(Path(relative_csv).parent / parsed.recording)
@@ -32,13 +37,14 @@ def recording_key_of_csv(relative_csv: str) -> str | None:
     target=["annotations"],
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=("A changed, new or deleted <wav>-annotated-<name>.csv (the annotator saves these) "
+    description=("A changed, new or deleted <wav>-annotated-<name>.csv (the annotator saves these), or an "
+                 "annotation file in the project's annotation_formats (Raven, Audacity, TextGrid, DAS), "
                  "re-materialises that recording's annotations; ground_truth follows by automation."),
 )
 def annotation_files_sensor(context: dg.SensorEvaluationContext, project: ProjectResource):
     """Re-materialise ``annotations`` for recordings whose annotation CSVs changed."""
     groundtruth = project.project().groundtruth
-    current = annotation_file_states(groundtruth)
+    current = annotation_file_states(groundtruth, project.settings().annotation_formats)
     if context.cursor is None:
         # First tick: remember what is there; new recordings get their annotations by automation.
         context.update_cursor(json.dumps(current))

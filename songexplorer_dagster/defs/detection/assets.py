@@ -8,6 +8,7 @@ from pydantic import Field
 
 from songexplorer_core.atomic import atomic_path
 from songexplorer_core.audio import check_recording
+from songexplorer_dagster.batches import RECORDINGS_BACKFILL, per_recording
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.constants import INSIDE_CHECK, ORDER_CHECK, PREVIEW_ROWS
 from songexplorer_dagster.defs.resources import ProjectResource
@@ -45,6 +46,14 @@ class DetectionConfig(dg.Config):
     time_sigma_robust: Literal["median", "mean"] = Field(
         default="median", description="'median' (median and MAD) or 'mean' (mean and standard deviation)."
     )
+    detector: str = Field(
+        default="time-freq-threshold",
+        description="Detector by name: 'time-freq-threshold' (SongExplorer's, with the parameters above) or an "
+                    "installed detector plug-in (songexplorer.detectors: `songexplorer plugins`), which gets "
+                    "detector_parameters instead.",
+    )
+    detector_parameters: dict[str, str] = Field(
+        default={}, description="A plug-in detector's parameters, as text (its documentation names them).")
     songexplorer_quirks: bool = Field(
         default=True,
         description=(
@@ -128,11 +137,10 @@ def _check_result(name: str, bad: pd.DataFrame, *, rate: int, what: str) -> dg.A
             description="No detected interval stops before it starts.",
         ),
     ],
+    backfill_policy=RECORDINGS_BACKFILL,
 )
 @fails_clearly
-def detections(
-    context: dg.AssetExecutionContext, config: DetectionConfig, project: ProjectResource
-) -> dg.MaterializeResult:
+def detections(context: dg.AssetExecutionContext, config: DetectionConfig, project: ProjectResource):
     """One recording split into ``detected`` intervals labelled ``time`` (loud), ``frequency``
     (tonal) and ``neither`` (quiet) by ``songexplorer_core.detect.detect_recording``, with the
     parameters of ``DetectionConfig`` (SongExplorer's defaults; times in ms, frequencies in Hz).
@@ -144,22 +152,28 @@ def detections(
     including its tic conventions: ``time`` stops are exclusive and ``frequency`` rows may start
     up to a quarter F-test window before tic 0. Two blocking checks run in the same step: every
     interval lies inside the recording (SongExplorer's own bounds with the quirks on) and none
-    stops before it starts.
+    stops before it starts. Many recordings run in batches, one partition each
+    (``songexplorer_dagster.batches``); a batch's checks are evaluated once, naming the
+    recordings that fail them.
     """
-    from songexplorer_core.detect import detect_recording, write_detected_csv  # scipy: lazily
+    params = config.to_params()
+    yield from per_recording(context, lambda key: _detect_one(context, config, params, project, key),
+                             what="detected")
 
-    key = context.partition_key
+
+def _detect_one(context: dg.AssetExecutionContext, config: DetectionConfig, params, project: ProjectResource,
+                key: str) -> tuple[dict, list[dg.AssetCheckResult]]:
+    from songexplorer_core.detect import DEFAULT_DETECTOR, detect_recording, detect_with, write_detected_csv
+
     path = project.recording_path(key)
     settings = project.settings()
-    params = config.to_params()
+    builtin = config.detector == DEFAULT_DETECTOR
     info = check_recording(path, expected_rate=settings.audio_tic_rate, expected_channels=settings.audio_nchannels)
-    frame = detect_recording(
-        path,
-        params,
-        expected_rate=settings.audio_tic_rate,
-        expected_channels=settings.audio_nchannels,
-        quirks=config.songexplorer_quirks,
-    )
+    expected = {"expected_rate": settings.audio_tic_rate, "expected_channels": settings.audio_nchannels}
+    if builtin:
+        frame = detect_recording(path, params, quirks=config.songexplorer_quirks, **expected)
+    else:  # a plug-in (songexplorer.detectors): its own parameters, intervals inside the recording
+        frame = detect_with(config.detector, path, config.detector_parameters, **expected)
 
     parquet_path = project.project().detections_path(key)
     with atomic_path(parquet_path) as temporary:
@@ -174,14 +188,16 @@ def detections(
         **{f"n_{label}": dg.MetadataValue.int(n) for label, n in sorted(counts.items())},
         "preview": intervals_preview(frame, info.rate, max_rows=PREVIEW_ROWS),
         **annotator_link(key, frame["start"], info.rate, "the first detected sound"),
+        "detector": dg.MetadataValue.text(config.detector),
         "parameters": dg.MetadataValue.json(
-            {**params.to_songexplorer(), "songexplorer_quirks": config.songexplorer_quirks}
+            {**params.to_songexplorer(), "songexplorer_quirks": config.songexplorer_quirks} if builtin
+            else dict(config.detector_parameters)
         ),
         "recording": dg.MetadataValue.path(str(path)),
         "parquet": dg.MetadataValue.path(str(parquet_path)),
         "csv": dg.MetadataValue.path(str(csv_path)),
     }
-    if config.songexplorer_quirks:
+    if builtin and config.songexplorer_quirks:
         # SongExplorer's bounds: frequency rows from a quarter window before tic 0, exclusive time stops
         first, last = -(params.settings(info.rate).window_tics // 4), info.frames
     else:
@@ -195,4 +211,4 @@ def detections(
         ),
         _check_result(ORDER_CHECK, intervals_reversed(frame), rate=info.rate, what="stop before start"),
     ]
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    return metadata, checks

@@ -9,7 +9,7 @@ import dagster as dg
 
 from songexplorer_core.atomic import atomic_write
 from songexplorer_dagster.failures import fails_clearly
-from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL
+from songexplorer_dagster.constants import GPU_POOL
 from songexplorer_dagster.defs.model.checks import PROMOTION_CHECK_SPEC, promotion_check_result
 from songexplorer_dagster.defs.model.config import TrainingConfig
 from songexplorer_dagster.defs.resources import (
@@ -23,14 +23,15 @@ from songexplorer_dagster.metadata import png_markdown, table_markdown
     group_name="model",
     kinds={"tensorflow", "keras", "mlflow"},
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     # A project gets its first model by itself once it has ground truth; later trainings come
     # from the nightly schedule (when annotations changed) or from a person in the UI.
     # (on_missing() only fires for partitions added after it is attached: never for an
-    # unpartitioned asset missing from the start. A failed attempt is not retried in a loop.)
+    # unpartitioned asset missing from the start. A failed attempt is not retried in a loop.
+    # Ground truth must be recorded, not merely planned in the same tick: a project of WAVs alone
+    # records none until its first annotation, docs/dagster.md "Starting from zero".)
     automation_condition=(
         dg.AutomationCondition.missing()
-        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.execution_failed()
     ).with_label("first model once there is ground truth"),
@@ -61,6 +62,11 @@ def trained_model(
     on the dense annotations falls below the champion's by more than the tolerance); otherwise
     the version with the best validation F1. In the ``gpu`` pool; on Kubernetes it asks for one
     GPU. TensorFlow is imported inside the step only.
+
+    With ``start_from`` (a version of the project's model, an MLflow URI or a model folder) the
+    training starts from that model's layers, downloaded into ``<run_dir>/parent/``, with a new
+    output layer for these labels and ``train_layers``/``freeze`` choosing what changes
+    (``songexplorer_core.transfer``); the run's tags name the parent's run, version and URI.
     """
     compute.configure(context.log)
     from songexplorer_core.dataset import GroundTruth, labels_to_learn
@@ -96,11 +102,20 @@ def trained_model(
                              f"loss {p.train_loss:.4f}, accuracy {p.train_accuracy:.3f}{validation}")
 
     tracking = mlflow.tracking(paths.root)
+    train_config = config.train_config(labels)
+    if config.start_from:  # transfer learning: the parent downloaded beside the training
+        from songexplorer_core.transfer import resolve_parent, transfer_config
+
+        parent = resolve_parent(config.start_from, tracking=tracking, dst=run_dir / "parent")
+        train_config = transfer_config(train_config, parent.folder, train_layers=config.train_layers or (),
+                                       freeze=config.freeze or 0, dropout_rate=config.dropout_rate,
+                                       scale_learning_rate=config.learning_rate is None)
+        context.log.info(f"starting from {parent.lineage.get('model_uri') or parent.folder}")
     settings = dense_set.settings(project)
     ratios = tuple(config.precision_recall_ratios)
     dagster_run = mlflow.dagster_run_url(context.run.run_id)
     run = train_and_log(
-        ground, config.train_config(labels), run_dir, tracking, ratios=ratios, progress=progress,
+        ground, train_config, run_dir, tracking, ratios=ratios, progress=progress,
         recipe=config.recipe, links=f"Trained by Dagster run [{context.run.run_id[:8]}]({dagster_run}).",
         tags={"songexplorer.project": str(paths.root), "songexplorer.run_dir": str(run_dir),
               DAGSTER_RUN_ID_TAG: context.run.run_id, DAGSTER_RUN_URL_TAG: dagster_run},

@@ -11,7 +11,7 @@ from songexplorer_core.recipes import RECIPE_NAMES, TUTORIAL_SETTINGS, named_rec
 #: TrainingConfig fields that are TrainConfig settings / ModelSpec fields.
 _TRAINING_FIELDS = ("kinds_to_use", "nsteps", "validate_period", "save_period", "validate_percentage", "mini_batch",
                     "learning_rate", "optimizer", "loss", "negatives", "parallelize", "batch_seed", "weights_seed", "nreplicates")
-_MODEL_FIELDS = ("representation", "context_ms", "shiftby_ms", "window_ms", "stride_ms", "mel_dct", "nconvlayers",
+_MODEL_FIELDS = ("architecture", "representation", "context_ms", "shiftby_ms", "window_ms", "stride_ms", "mel_dct", "nconvlayers",
                  "kernel_sizes", "nfeatures", "stride_time", "dilate_time", "connection", "dropout_rate", "normalization")
 
 
@@ -41,7 +41,9 @@ class TrainingConfig(dg.Config):
         default=None, description="Checkpoint every this many steps: default 100, tutorial = validate_period.")
     validate_percentage: float | None = Field(default=None, description="Percent of annotations held out (40).")
     mini_batch: int | None = Field(default=None, description="Examples per step (32).")
-    learning_rate: float | None = Field(default=None, description="Learning rate: default 0.001, tutorial 0.0002.")
+    learning_rate: float | None = Field(
+        default=None, description="Learning rate: default 0.001, tutorial 0.0002; with start_from the recipe's "
+                                  "times 0.2.")
     optimizer: str | None = Field(
         default=None, description="Adam (both recipes), Adadelta, Adagrad, Adamax, Ftrl, Nadam, RMSprop or SGD.")
     loss: str | None = Field(default=None, description="'exclusive' (one label per tic) or 'overlapped' (not_ labels).")
@@ -56,6 +58,9 @@ class TrainingConfig(dg.Config):
         default=[1.0], description="P/R ratios to compute thresholds for (1.0: precision = recall)."
     )
     # the network (songexplorer_core.models.ModelSpec); empty = the recipe's (SongExplorer's defaults)
+    architecture: str | None = Field(
+        default=None, description="Network by name: 'convolutional' (SongExplorer's res-net), or an installed "
+        "architecture plug-in (songexplorer.architectures: `songexplorer plugins`).")
     representation: str | None = Field(default=None, description="waveform, spectrogram or mel-cepstrum.")
     context_ms: float | None = Field(default=None, description="Audio seen per decision, ms (204.8).")
     shiftby_ms: float | None = Field(default=None, description="Asymmetry of the context window, ms (0).")
@@ -70,6 +75,16 @@ class TrainingConfig(dg.Config):
     connection: str | None = Field(default=None, description="'plain' or 'residual'.")
     dropout_rate: float | None = Field(default=None, description="Dropout fraction: default 0.2, tutorial 0.5.")
     normalization: str | None = Field(default=None, description="'none', 'batch before ReLU' or 'batch after ReLU'.")
+    # transfer learning (songexplorer_core.transfer): the network is the parent's
+    start_from: str | None = Field(
+        default=None, description="Start from another model's layers: a version of this project's model ('3', "
+        "'champion'), an MLflow URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID) or a model folder "
+        "(another project's). Its network is used, with a new output layer for these labels.")
+    train_layers: list[str] | None = Field(
+        default=None, description="With start_from: the layers to train (conv1, conv2, ..., dense1, ..., output); "
+        "the others keep the parent's weights. Empty: all.")
+    freeze: int | None = Field(
+        default=None, description="With start_from: keep the first N layers with weights as the parent's.")
 
     @field_validator("labels_to_use")
     @classmethod

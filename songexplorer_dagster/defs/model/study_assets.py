@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL
+from songexplorer_dagster.constants import GPU_POOL
 from songexplorer_dagster.defs.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.defs.model.study_config import StudyConfig
 from songexplorer_dagster.metadata import png_markdown, table_markdown
@@ -17,7 +17,6 @@ from songexplorer_dagster.metadata import png_markdown, table_markdown
     group_name="model",
     kinds={"tensorflow", "mlflow"},
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
 )
 def model_study(
     context: dg.AssetExecutionContext,
@@ -49,10 +48,16 @@ def model_study(
     ground = GroundTruth(intervals=frame, recordings={k: Path(v) for k, v in recording_paths.items()},
                          root=paths.groundtruth)
     base = config.train_config(labels)
-    trials = config.trials(ground, base)  # bad input fails here, before anything is written
     name = config.name or f"{config.kind}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}"
     study_dir = paths.outputs / "studies" / name
     tracking = mlflow.tracking(paths.root)
+    if config.start_from:  # every training starts from the same parent (transfer learning)
+        from songexplorer_core.transfer import resolve_parent, transfer_config
+
+        parent = resolve_parent(config.start_from, tracking=tracking, dst=study_dir / "parent")
+        base = transfer_config(base, parent.folder, train_layers=config.train_layers or (), freeze=config.freeze or 0,
+                               dropout_rate=config.dropout_rate, scale_learning_rate=config.learning_rate is None)
+    trials = config.trials(ground, base)  # bad input fails here, before any training is written
     context.log.info(f"{config.kind}: {len(trials)} trainings of {labels} -> {study_dir}")
     last = [0.0]
 

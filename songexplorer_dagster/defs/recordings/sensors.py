@@ -1,4 +1,4 @@
-"""Sensors: notice recordings as they appear in ``groundtruth/`` and process each by itself.
+"""Sensors: notice recordings as they appear in ``groundtruth/`` and process them.
 
 ``new_recordings_sensor`` scans the ground-truth folder every ~15 s. A recording becomes a
 partition of ``recordings`` (and gets a ``detect_recordings_job`` run) only once it has *settled*:
@@ -13,8 +13,17 @@ partition of ``recordings`` (and gets a ``detect_recordings_job`` run) only once
   its run fails with the file's problem where people look: in the run and the asset's history.
 
 Re-ticks never duplicate anything: settled recordings are remembered in the cursor with their
-``(size, mtime_ns)``, and each run's ``run_key`` is ``<key>@<mtime_ns>``, which Dagster launches at
-most once. A recording that changes (new ``mtime_ns``) settles again and is re-materialised.
+``(size, mtime_ns)``, a partition is added only when the instance lacks it, and each run's
+``run_key`` is ``<key>@<mtime_ns>``, which Dagster launches at most once. A recording that changes
+(new ``mtime_ns``) settles again and is re-materialised. Recordings that settle on the same tick
+share runs over their partition-key range (up to ``songexplorer_dagster.batches.PARTITIONS_PER_RUN``
+each, :func:`batched_run_requests`); one alone gets its own run.
+
+A tick over an unchanged folder reads no file: one directory walk and one ``stat`` per file,
+compared with the cursor (headers are read once, when a file has settled). Without a cursor (the
+first start, or a lost one), a recording that already has its partition and whose
+``outputs/recordings/<key>.json`` names its current size and mtime is taken as processed, so
+thousands of recordings materialised by hand are not all run again.
 
 A recording whose partition exists but whose file has vanished is reported, never dropped: a
 warning in the tick's log and an ``AssetObservation`` of ``recordings`` for that partition with
@@ -25,16 +34,18 @@ The cursor is JSON: ``{"version": 1, "pending": {key: [size, mtime_ns, unchanged
 "registered": {key: [size, mtime_ns]}, "missing": [key, ...]}``.
 """
 
+import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from songexplorer_core.audio import RecordingError, recording_info
+from songexplorer_core.audio import RecordingError, check_recording, recording_info, source_file
 from songexplorer_core.project import ProjectError, recording_relpath
+from songexplorer_dagster.batches import PARTITIONS_PER_RUN
 from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
 
@@ -46,6 +57,10 @@ BAD_FILE_SETTLE_TICKS = 4
 #: Names listed per category in a skip reason before "and N more".
 LISTED_NAMES = 10
 CURSOR_VERSION = 1
+#: The run tags that make a run of a partitioned job cover a range of partition keys (what a
+#: backfill with a single-run policy launches; Dagster's ``dagster/asset_partition_range_*``).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 Signature = tuple[int, int]  #: (size in bytes, mtime in ns) of a file
 
@@ -110,9 +125,10 @@ class WatchPlan:
 
 
 def file_signature(path: Path) -> Signature | None:
-    """``(size bytes, mtime ns)`` of a file, or ``None`` if it has disappeared."""
+    """``(size bytes, mtime ns)`` of a recording's file (a channel recording's: ``audio.source_file``),
+    or ``None`` if it has disappeared."""
     try:
-        stat = os.stat(path)
+        stat = os.stat(source_file(path))
     except FileNotFoundError:
         return None
     return stat.st_size, stat.st_mtime_ns
@@ -137,6 +153,7 @@ def plan_tick(
     signature: Callable[[Path], Signature | None] = file_signature,
     problem: Callable[[Path], str | None] = header_problem,
     bad_file_settle_ticks: int = BAD_FILE_SETTLE_TICKS,
+    processed: Callable[[str], Signature | None] = lambda key: None,
 ) -> WatchPlan:
     """Decide one tick from the recordings found now and the partitions that exist.
 
@@ -148,6 +165,10 @@ def plan_tick(
         problem: why a path's header is unreadable, ``None`` if it is fine.
         bad_file_settle_ticks: unchanged ticks after which a file with an unreadable header is
             registered anyway.
+        processed: ``(size, mtime_ns)`` of the version of a recording ``recordings`` last checked
+            (its record under ``outputs/recordings/``), ``None`` if none: a known partition whose
+            file is that version is steady even when the cursor does not list it (a lost cursor,
+            partitions registered and materialised without the daemon), so it is not run again.
     """
     plan = WatchPlan(state=WatchState(registered=dict(state.registered)))
     present = set()
@@ -156,7 +177,10 @@ def plan_tick(
         if current is None:
             continue  # deleted between listing and stat: it was never there
         present.add(key)
-        if state.registered.get(key) == current and key in known:
+        if key in known and (state.registered.get(key) == current
+                             or (key not in state.registered and key not in state.pending
+                                 and processed(key) == current)):
+            plan.state.registered[key] = current
             continue  # steady: already registered and processed
         previous = state.pending.get(key)
         if previous is None or previous[:2] != current:
@@ -182,10 +206,69 @@ def plan_tick(
     return plan
 
 
+def batched_run_requests(run: Mapping[str, int], order: Sequence[str], *, alone: Collection[str] = (),
+                         per_run: int = PARTITIONS_PER_RUN) -> list[dg.RunRequest]:
+    """Runs for the recordings to process (``run``: key -> mtime_ns), in the partitions' order
+    (``order``: the existing partitions, then those this tick adds). A recording by itself, or
+    one of ``alone`` (a file its run will refuse), gets a run of its own (``run_key``
+    ``<key>@<mtime_ns>``): a failed run stops the steps after it, and a good recording's
+    detections must not wait on a bad one's. Recordings that are neighbours in that order share a
+    run over their partition-key range, up to ``per_run`` each (``run_key``
+    ``<first>..<last>@<digest of every key@mtime_ns>``), so many new WAVs start one process,
+    not one each (``songexplorer_dagster.batches``)."""
+    position = {key: index for index, key in enumerate(order)}
+    keys = sorted(run, key=lambda key: position.get(key, len(position)))
+    groups: list[list[str]] = []
+    for key in keys:
+        last = groups[-1] if groups else None
+        if (last is not None and len(last) < per_run and key in position and last[-1] in position
+                and key not in alone and last[-1] not in alone
+                and position[key] == position[last[-1]] + 1):
+            last.append(key)
+        else:
+            groups.append([key])
+    requests = []
+    for group in groups:
+        if len(group) == 1:
+            requests.append(dg.RunRequest(partition_key=group[0], run_key=f"{group[0]}@{run[group[0]]}"))
+            continue
+        digest = hashlib.sha1("\n".join(f"{key}@{run[key]}" for key in group).encode()).hexdigest()[:16]
+        requests.append(dg.RunRequest(
+            run_key=f"{group[0]}..{group[-1]}@{digest}",
+            tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1]}))
+    return requests
+
+
+def _refused(project: ProjectResource, keys: Collection[str]) -> set[str]:
+    """Of several recordings about to share runs, those ``recordings`` will refuse (wrong rate or
+    channels: ``songexplorer_core.audio.check_recording``); a header is read once per settled file."""
+    if len(keys) < 2:
+        return set()
+    settings = project.settings()
+    refused = set()
+    for key in keys:
+        try:
+            check_recording(project.recording_path(key), expected_rate=settings.audio_tic_rate,
+                            expected_channels=settings.audio_nchannels)
+        except (RecordingError, ProjectError, OSError):
+            refused.add(key)
+    return refused
+
+
 def _names(keys, limit: int = LISTED_NAMES) -> str:
     keys = list(keys)
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def processed_signature(project: ProjectResource, key: str) -> Signature | None:
+    """``(size, mtime_ns)`` that ``recordings`` recorded for ``key`` when it last checked it
+    (``outputs/recordings/<key>.json``), ``None`` without a readable record."""
+    try:
+        record = json.loads(project.project().recording_record_path(key).read_text())
+        return int(record["size_bytes"]), int(record["mtime_ns"])
+    except (OSError, ValueError, KeyError, TypeError, ProjectError):
+        return None
 
 
 def _expected_path(project: ProjectResource, key: str) -> str:
@@ -227,8 +310,8 @@ def new_recordings_sensor(context: dg.SensorEvaluationContext, project: ProjectR
         context.log.warning(f"{error}; starting afresh (runs already launched are not repeated: run keys)")
         state = WatchState()
     files = project.find_recordings()
-    known = set(context.instance.get_dynamic_partitions(recordings_partitions.name))
-    plan = plan_tick(state, files, known)
+    existing = list(context.instance.get_dynamic_partitions(recordings_partitions.name))
+    plan = plan_tick(state, files, set(existing), processed=lambda key: processed_signature(project, key))
 
     events = []
     for key in plan.vanished:
@@ -256,11 +339,10 @@ def new_recordings_sensor(context: dg.SensorEvaluationContext, project: ProjectR
             f"registering {key!r} although its header is unreadable (unchanged for "
             f"{BAD_FILE_SETTLE_TICKS} ticks), so its run reports the problem: {why}"
         )
-    run_requests = [
-        dg.RunRequest(partition_key=key, run_key=f"{key}@{mtime_ns}") for key, mtime_ns in plan.run.items()
-    ]
+    run_requests = batched_run_requests(plan.run, existing + plan.add,
+                                        alone=set(plan.forced) | _refused(project, plan.run))
     if run_requests:
-        context.log.info(f"processing {len(run_requests)} recording(s): {_names(plan.run)}")
+        context.log.info(f"processing {len(plan.run)} recording(s) in {len(run_requests)} run(s): {_names(plan.run)}")
     return dg.SensorResult(
         run_requests=run_requests or None,
         skip_reason=None if run_requests else _skip_reason(plan),

@@ -15,8 +15,9 @@ from songexplorer_core.outputs import (
     SOUND_SOURCES, annotated_sounds, clip_to_recording, gather_sounds, predicted_intervals,
 )
 from songexplorer_core.project import recording_relpath
+from songexplorer_dagster.batches import RECORDINGS_BACKFILL, per_recording
 from songexplorer_dagster.failures import fails_clearly
-from songexplorer_dagster.constants import GPU_OP_TAGS, GPU_POOL, PREVIEW_ROWS
+from songexplorer_dagster.constants import GPU_POOL, PREVIEW_ROWS
 from songexplorer_dagster.conditions import eager_over_recordings
 from songexplorer_dagster.defs.resources import ComputeResource, MlflowResource, ProjectResource
 from songexplorer_dagster.defs.review.config import (
@@ -42,16 +43,21 @@ def _markdown_counts(frame: pd.DataFrame, rows: str, columns: str = "label") -> 
     group_name="review",
     kinds={"csv", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
+    backfill_policy=RECORDINGS_BACKFILL,
 )
 @fails_clearly
-def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: ProjectResource) -> dg.MaterializeResult:
+def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: ProjectResource):
     """Detected stretches of one recording that no prediction covers (``songexplorer_core.misses``):
     SongExplorer's ``<wav>-missed.csv`` under ``outputs/missed/<dir>/`` and
-    ``outputs/misses/<key>.parquet``; the total missed time in seconds is in the metadata."""
+    ``outputs/misses/<key>.parquet``; the total missed time in seconds is in the metadata.
+    Many recordings run in batches, one partition each (``songexplorer_dagster.batches``)."""
+    yield from per_recording(context, lambda key: _misses_one(context, config, project, key), what="misses found")
+
+
+def _misses_one(context: dg.AssetExecutionContext, config: MissesConfig, project: ProjectResource, key: str) -> dict:
     from songexplorer_core.audio import recording_info
     from songexplorer_core.misses import find_misses, write_missed_csvs
 
-    key = context.partition_key
     paths = project.project()
     wav_path = project.recording_path(key)
     ntics = recording_info(wav_path).frames
@@ -69,7 +75,7 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
     missed_s = float((missed["stop"] - missed["start"] + 1).sum()) / rate if len(missed) else 0.0
     context.log.info(f"{wav_path.name}: {len(missed)} missed stretch(es), {missed_s:.2f} s, against "
                      f"{len(predicted)} predictions at {ratio} of model v{source.get('model_version')}")
-    return dg.MaterializeResult(metadata={
+    return {
         "dagster/row_count": dg.MetadataValue.int(len(missed)),
         "missed_s": dg.MetadataValue.float(round(missed_s, 4)),
         "detected_intervals": dg.MetadataValue.int(len(detected)),
@@ -80,7 +86,7 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
         "preview": intervals_preview(missed, rate, max_rows=PREVIEW_ROWS),
         "csv": dg.MetadataValue.path(str(csv)),
         "parquet": dg.MetadataValue.path(str(parquet)),
-    })
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,7 +98,6 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
     group_name="review",
     kinds={"tensorflow", "csv", "parquet"},
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
 )
 @fails_clearly
 def mistakes(context: dg.AssetExecutionContext, config: MistakesConfig, project: ProjectResource,
@@ -152,7 +157,6 @@ def mistakes(context: dg.AssetExecutionContext, config: MistakesConfig, project:
     group_name="review",
     kinds={"tensorflow", "numpy"},
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
 )
 @fails_clearly
 def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, project: ProjectResource,
@@ -160,21 +164,28 @@ def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, pr
     """The champion's input, hidden layers and output at the sounds of the chosen kinds
     (``annotated``, ``detected``, ``predicted``, ``missed``, ``correct``, ``mistaken``; one window
     centred on each sound, ``songexplorer_core.activations``): ``outputs/activations/activations.npz``.
+    Before any model exists (``network``: ``untrained`` or ``spectral``,
+    ``songexplorer_core.label_sounds``) the detected sounds are looked at through an untrained
+    network of the project's architecture or through their spectrograms, and no model is read.
     The review workflows' jobs preset the kinds. In the ``gpu`` pool."""
     compute.configure(context.log)
     from songexplorer_core.activations import (
         compute_activations, describe_layers, model_layer_names, resolve_layers, select_sounds, write_activations,
     )
-    from songexplorer_core.models import load_trained_model
 
     keys = sorted(context.instance.get_dynamic_partitions(recordings_partitions.name))
     paths = project.project()
     table, notes = gather_sounds(paths, keys, config.kinds, ratio=config.ratio)
-    version, bundle = mlflow.champion_bundle(paths)
-    model = load_trained_model(bundle)
-    names = model_layer_names(model.keras_model)
-    # a layer the model does not have is refused before any sound is read (ActivationsError names the valid ones)
-    layers = resolve_layers(config.layers or None, names)
+    if config.network == "champion":
+        from songexplorer_core.models import load_trained_model
+
+        version, bundle = mlflow.champion_bundle(paths)
+        model = load_trained_model(bundle)
+        names = model_layer_names(model.keras_model)
+        # a layer the model does not have is refused before any sound is read (ActivationsError names the valid ones)
+        layers = resolve_layers(config.layers or None, names)
+    else:
+        version, model, layers = f"none ({config.network})", None, config.layers or None
     where = f"the project's {', '.join(SOUND_SOURCES[k] for k in dict.fromkeys(config.kinds))}" + \
         (f" ({'; '.join(notes)})" if notes else "")
     sounds = select_sounds(table, kinds=config.kinds, labels=config.labels or None,
@@ -189,12 +200,24 @@ def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, pr
             last[0] = time.monotonic()
             context.log.info(f"activations: {done}/{total} sounds")
 
-    acts = compute_activations(
-        model, sounds, recordings, layers=list(layers), position=config.position, seed=config.seed,
-        mini_batch=config.mini_batch, progress=progress,
-        settings={"kinds": list(config.kinds), "labels": list(config.labels), "equalize_ratio": config.equalize_ratio,
-                  "max_sounds": config.max_sounds, "model_version": version, "ratio": config.ratio},
-    )
+    settings = {"kinds": list(config.kinds), "labels": list(config.labels), "equalize_ratio": config.equalize_ratio,
+                "max_sounds": config.max_sounds, "model_version": version, "ratio": config.ratio}
+    if model is not None:
+        acts = compute_activations(model, sounds, recordings, layers=list(layers), position=config.position,
+                                   seed=config.seed, mini_batch=config.mini_batch, progress=progress,
+                                   settings=settings)
+    else:
+        from songexplorer_core.label_sounds import activations_without_model
+
+        if config.network == "spectral" and config.layers:
+            context.log.warning(f"layers={config.layers!r} is ignored: the spectral embedding has one layer")
+        audio = project.settings()
+        acts = activations_without_model(config.network, sounds, recordings, rate=audio.audio_tic_rate,
+                                         nchannels=audio.audio_nchannels, seed=config.seed,
+                                         layers=None if config.network == "spectral" else layers,
+                                         position=config.position, mini_batch=config.mini_batch, progress=progress,
+                                         settings=settings)
+    names = acts.layer_names
     seconds = time.monotonic() - started
     path = write_activations(acts, paths.activations_path)
     for note in notes:
@@ -210,6 +233,7 @@ def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, pr
         "model_layers": dg.MetadataValue.text(describe_layers(names)),
         "padded": dg.MetadataValue.int(int(acts.sounds["padded"].sum())),
         "model_version": dg.MetadataValue.text(version),
+        "network": dg.MetadataValue.text(config.network),
         "kinds": dg.MetadataValue.json(list(config.kinds)),
         "size_mb": dg.MetadataValue.float(round(path.stat().st_size / 1e6, 3)),
         "seconds": dg.MetadataValue.float(round(seconds, 2)),
@@ -230,9 +254,10 @@ def activations(context: dg.AssetExecutionContext, config: ActivationsConfig, pr
 def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: ProjectResource) -> dg.MaterializeResult:
     """The activations embedded in 2-D or 3-D (UMAP, t-SNE or PCA; ``songexplorer_core.cluster``):
     ``outputs/cluster/cluster.parquet``, one row per sound of one layer, the file the annotator's
-    cluster view reads; every embedded layer in ``cluster-layers.parquet``."""
+    cluster view reads, with the group each sound lies in (``group``, HDBSCAN on the picture; -1
+    none), which the cluster view labels as one; every embedded layer in ``cluster-layers.parquet``."""
     from songexplorer_core.activations import read_activations, resolve_layers
-    from songexplorer_core.cluster import cluster_activations, plot_embedding, write_cluster
+    from songexplorer_core.cluster import cluster_activations, find_clusters, plot_embedding, write_cluster
 
     paths = project.project()
     acts = read_activations(paths.activations_path)
@@ -249,12 +274,15 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
                          f"{[f'{i} {acts.layer_names[i]}' for i in embedded]}")
     # the annotator reads one row per sound; recording keys keep equal basenames in different folders apart
     view = table[table["layer"] == shown].assign(wav=lambda f: f["recording"]).reset_index(drop=True)
+    axes = [a for a in ("x", "y", "z") if a in view.columns]
+    view["group"] = find_clusters(view[axes].to_numpy(), min_cluster_size=config.min_group_size or None)
+    ngroups = int(view["group"].max()) + 1 if len(view) else 0
     path = write_cluster(view, paths.cluster_path)
     every_layer = write_cluster(table, paths.cluster_layers_path)
     png = save_png(plot_embedding(view, f"{params.method}, layer {shown} ({acts.layer_names[shown]}), "
                                         f"{len(view)} sounds"), paths.cluster_plot_path, dpi=80)
     context.log.info(f"{len(view)} sounds embedded with {params.method} in {seconds:.1f} s "
-                     f"(layers {embedded}, shown {shown}) -> {path}")
+                     f"(layers {embedded}, shown {shown}; {ngroups} groups) -> {path}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(len(view)),
         "per_kind_and_label": _markdown_counts(view, "kind"),
@@ -262,6 +290,9 @@ def cluster(context: dg.AssetExecutionContext, config: ClusterConfig, project: P
         "parameters": dg.MetadataValue.json(params.to_dict()),
         "layers": dg.MetadataValue.json([f"{i} {acts.layer_names[i]}" for i in embedded]),
         "shown_layer": dg.MetadataValue.text(f"{shown} {acts.layer_names[shown]}"),
+        "groups": dg.MetadataValue.int(ngroups),
+        "in_no_group": dg.MetadataValue.int(int((view["group"] < 0).sum())),
+        "network": dg.MetadataValue.text(str(acts.settings.get("embedding") or "champion")),
         "embedding": png_markdown(png, "cluster", paths.outputs),
         "seconds": dg.MetadataValue.float(round(seconds, 2)),
         "parquet": dg.MetadataValue.path(str(path)),

@@ -39,6 +39,12 @@ class ActivationsConfig(dg.Config):
     )
     labels: list[str] = Field(default=[], description="Labels to use; empty = every label of the chosen kinds.")
     _check_labels = field_validator("labels")(classmethod(_labels_are_names))
+    network: str = Field(
+        default="champion",
+        description="Whose activations: 'champion' (the registered champion model), or, before any model exists, "
+                    "'untrained' (SongExplorer's label sounds: the project's network with untrained weights drawn "
+                    "from the seed) or 'spectral' (each sound's spectrogram).",
+    )
     layers: str = Field(
         default="",
         description="Layers to keep: indices or names ('2', '1,3', '1-3', 'conv2', 'all'); 0 is the input, the last "
@@ -48,10 +54,21 @@ class ActivationsConfig(dg.Config):
     equalize_ratio: float = Field(
         default=10.0, description="No label/kind group keeps more than this times the smallest group (0 = off)."
     )
-    seed: int = Field(default=0, description="Seed of the subsampling (and of position='random').")
+    seed: int = Field(default=0, description="Seed of the subsampling (and of position='random'; and of the "
+                                             "untrained network's weights).")
     position: str = Field(default="centre", description="Where in a sound to look: 'centre' or 'random'.")
     ratio: str = Field(default="", description="P/R ratio of the predicted sounds (e.g. '1.0pr'); empty = the first.")
     mini_batch: int = Field(default=256, description="Sounds per network call.")
+
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, value: str) -> str:
+        from songexplorer_core.label_sounds import EMBEDDINGS
+
+        if value not in ("champion", *EMBEDDINGS):
+            raise ValueError(f"network must be 'champion' or one of {list(EMBEDDINGS)}, not {value!r}")
+        return value
 
 
 class ClusterConfig(dg.Config):
@@ -75,6 +92,8 @@ class ClusterConfig(dg.Config):
     exaggeration: float = Field(default=12.0, description="t-SNE's early exaggeration.")
     seed: int | None = Field(default=0, description="Seed; the same seed gives the same picture (empty = random, "
                                                     "UMAP on every core).")
+    min_group_size: int = Field(default=0, description="Smallest group of sounds the cluster view offers to label "
+                                                       "as one (HDBSCAN on the picture); 0 = max(5, 1 % of the sounds).")
 
     def params(self):
         from songexplorer_core.cluster import ClusterParams
