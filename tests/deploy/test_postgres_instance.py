@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +28,7 @@ from dagster import DagsterEventType, DagsterInstance
 from deploy_test_helpers import postgres_dagster_home
 from songexplorer_core.demo import make_demo_project
 from songexplorer_core.project import find_recordings
+from songexplorer_dagster.postgres_event_log import PostgresEventLogStorage as AtomicPoolEventLogStorage
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -55,26 +58,6 @@ def run_all(commands: list[list[str]], env: dict[str, str], cwd: Path, timeout_s
     assert not failures, "\n".join(failures)
 
 
-def run_second_once_first_holds_the_pool(command: list[str], env: dict[str, str], cwd: Path, markers: Path,
-                                         timeout_s: float = 600) -> None:
-    """Start ``command``, wait until its GPU step is running (its marker is there), then start it again
-    and wait for both. Dagster 1.13's slot claim on Postgres is not atomic (the event log runs in
-    AUTOCOMMIT, so the ``SELECT ... FOR UPDATE`` of a free slot releases its lock before the
-    ``UPDATE``): two claims in the same few milliseconds can both take the one slot (seen once in
-    CI). What a lab relies on, and what this checks, is that a step arriving while another holds
-    the slot waits; docs/deploy.md names the race."""
-    first = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + timeout_s
-    while not any(markers.iterdir()):
-        if first.poll() is not None or time.monotonic() > deadline:
-            out, _ = first.communicate()
-            raise AssertionError(f"the first run's GPU step never started ({first.returncode}):\n{out[-4000:]}")
-        time.sleep(0.1)
-    run_all([command], env, cwd, timeout_s)
-    out, _ = first.communicate(timeout=timeout_s)
-    assert first.returncode == 0, f"{command} exited {first.returncode}:\n{out[-4000:]}"
-
-
 def step_intervals(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
     """Each step's (STEP_START, STEP_SUCCESS) timestamps in ``run_id``, seconds since the epoch."""
     starts, ends = {}, {}
@@ -100,6 +83,8 @@ def test_the_postgres_instance_config_migrates(postgres, tmp_path, monkeypatch):
         names = {type(storage).__name__ for storage in
                  (instance.run_storage, instance.event_log_storage, instance.schedule_storage)}
         assert names == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
+        # the project's event log storage, whose pool slots are claimed atomically
+        assert isinstance(instance.event_log_storage, AtomicPoolEventLogStorage)
         assert instance.get_runs() == []
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     import sqlalchemy
@@ -153,22 +138,20 @@ def test_demo_partitions_materialise_concurrently_nothing_lost(postgres, tmp_pat
 
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_gpu_pool_limits_gpu_steps_across_runs(postgres, tmp_path, monkeypatch, limit):
+    """Two runs started at the same moment on a fresh database: both create the pool from the
+    config's default_limit and claim its slots together (Dagster 1.13.27's own storage lets both
+    in at limit 1 when their claims coincide; songexplorer_dagster/postgres_event_log.py)."""
     db = postgres.createdb(f"gpu_pool_{limit}")
     home = postgres_dagster_home(tmp_path / "dagster_home", gpu_limit=limit)
     markers = tmp_path / "markers"
     markers.mkdir()
-    # limit 1: the first step waits 30 s for a peer that cannot come in (the second run's start,
-    # ~10 s of imports, falls inside it); limit 2: they meet
+    # limit 1: the first step waits 20 s for a peer that cannot come in (the runs start together,
+    # so the second's claim falls inside it); limit 2: they meet
     env = dagster_env(postgres, db, home, GPU_POOL_TEST_MARKERS=str(markers),
-                      GPU_POOL_TEST_WAIT_S="30" if limit == 1 else "120")
-    with instance_at(home, env, monkeypatch) as instance:
-        # The pool's slots come from the config's default_limit. On a fresh database two runs that
-        # both create them at their first step race (psycopg2 UniqueViolation on concurrency_limits):
-        # create them once first, as docs/deploy.md tells a lab to do after `dagster instance migrate`.
-        assert instance.event_log_storage.initialize_concurrency_limit_to_default("gpu")
+                      GPU_POOL_TEST_WAIT_S="20" if limit == 1 else "120")
     command = [sys.executable, "-m", "dagster", "job", "execute", "-f", str(HERE / "gpu_pool_job.py"),
                "-j", "gpu_pool_job"]
-    run_second_once_first_holds_the_pool(command, env, tmp_path, markers)
+    run_all([command, command], env, tmp_path)
 
     with instance_at(home, env, monkeypatch) as instance:
         records = instance.get_run_records()
@@ -180,6 +163,43 @@ def test_the_gpu_pool_limits_gpu_steps_across_runs(postgres, tmp_path, monkeypat
         assert not overlap(first, second), (first, second)
     else:
         assert overlap(first, second), (first, second)
+
+
+def claim_together(storage, action, n: int) -> list:
+    """``action(storage, i)`` in ``n`` threads released by one barrier: their database calls land
+    within a millisecond or so of each other (psycopg2 lets go of the GIL while it waits)."""
+    barrier = threading.Barrier(n)
+
+    def go(i):
+        barrier.wait()
+        return action(storage, i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(go, range(n)))
+
+
+def test_simultaneous_claims_of_a_pool_of_one_give_one_slot(postgres, tmp_path, monkeypatch):
+    """The race itself, many times: 8 steps of 8 runs create the pool and claim its one slot at the
+    same instant. Exactly one gets it every round; the pool is created once, with one slot."""
+    from dagster._utils.concurrency import ConcurrencySlotStatus
+
+    db = postgres.createdb("pool_race")
+    home = postgres_dagster_home(tmp_path / "dagster_home", gpu_limit=1)
+    env = dagster_env(postgres, db, home)
+    with instance_at(home, env, monkeypatch) as instance:
+        storage = instance.event_log_storage
+        created = claim_together(storage, lambda s, i: s.initialize_concurrency_limit_to_default("gpu"), 8)
+        assert all(created)
+        assert storage.get_concurrency_info("gpu").slot_count == 1
+        winners = []
+        for round_ in range(20):
+            statuses = claim_together(
+                storage, lambda s, i: s._claim_concurrency_slot("gpu", f"run-{round_}-{i}", "gpu_step"), 8)
+            claimed = [i for i, status in enumerate(statuses) if status == ConcurrencySlotStatus.CLAIMED]
+            winners.append(len(claimed))
+            for i in claimed:
+                storage.free_concurrency_slot_for_step(f"run-{round_}-{i}", "gpu_step")
+        assert winners == [1] * 20, winners
 
 
 DOWNLOAD = """
