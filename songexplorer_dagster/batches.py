@@ -34,7 +34,7 @@ expected failure as ``dagster.Failure`` with core's line, a bug with its own tra
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import dagster as dg
 
@@ -48,6 +48,10 @@ PARTITIONS_PER_RUN = 250
 # Dagster 1.13 marks @asset's backfill_policy parameter beta and warns once per asset at every
 # import of the code location (every run and code server); the policy is what this module is for.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
+#: The run tags that make a run of the per-recording assets cover a range of partition keys (what
+#: a backfill launches; Dagster's ``dagster/asset_partition_range_*``).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 #: The backfill policy of every per-recording asset (see the module docstring).
 RECORDINGS_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=PARTITIONS_PER_RUN)
 #: Failed recordings named in a batch's failure description before "and N more".
@@ -58,6 +62,30 @@ PROGRESS_EVERY_S = 5.0
 #: What the per-recording function returns: its materialisation's metadata, and optionally
 #: check results (``dg.AssetCheckResult``) of that recording.
 Outcome = Mapping[str, object] | tuple[Mapping[str, object], Sequence[dg.AssetCheckResult]]
+
+
+def contiguous_batches(keys: Collection[str], order: Sequence[str], *, alone: Collection[str] = (),
+                       per_run: int = PARTITIONS_PER_RUN) -> list[list[str]]:
+    """``keys`` cut into batches a run can cover by a partition-key range: neighbours in the
+    partitions' ``order``, up to ``per_run`` each. A key missing from ``order``, or one of
+    ``alone``, is a batch of its own; a key of ``order`` not in ``keys`` ends a batch (a range
+    covers every key between its ends)."""
+    position = {key: index for index, key in enumerate(order)}
+    batches: list[list[str]] = []
+    for key in sorted(keys, key=lambda key: position.get(key, len(position))):
+        last = batches[-1] if batches else None
+        if (last is not None and len(last) < per_run and key in position and last[-1] in position
+                and key not in alone and last[-1] not in alone
+                and position[key] == position[last[-1]] + 1):
+            last.append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
+def range_tags(batch: Sequence[str]) -> dict[str, str]:
+    """The run tags of a run over ``batch`` (its first and last key)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1]}
 
 
 def _split(outcome: Outcome) -> tuple[Mapping[str, object], Sequence[dg.AssetCheckResult]]:
