@@ -27,7 +27,7 @@ Each line prints both numbers side by side with their ratio, ``orchestration = g
 Usage::
 
     .venv/bin/python benchmarks/many_recordings.py --n 100
-    .venv/bin/python benchmarks/many_recordings.py --n 1000 --sensor-files 10000
+    .venv/bin/python benchmarks/many_recordings.py --n 1000 --only champion --no-new-recordings
     .venv/bin/python benchmarks/many_recordings.py --only sensor --sensor-files 10000
 """
 
@@ -318,6 +318,8 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="give up waiting after this long")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--reuse", type=Path, help="a folder --keep kept: its project is already up to date")
+    parser.add_argument("--no-new-recordings", action="store_true",
+                        help="measure the new champion only (not the --n new recordings dropped in after it)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING)
@@ -388,6 +390,8 @@ def graph_against_science(folder: Path, args) -> list[str]:
         lines.append(side_by_side(f"new champion, {len(keys)} recordings of {args.duration_s:.0f} s "
                                   f"(classify + ethogram + misses)", graph, alone))
 
+        if args.no_new_recordings:
+            return lines
         staging = root / "incoming"
         staging.mkdir()
         new_keys = []

@@ -2,8 +2,10 @@
 
 **The switch.** ``SONGEXPLORER_EXECUTOR`` (read when the definitions load):
 
-* unset, empty or ``local``: nothing changes. Jobs run with Dagster's default executor (one process
-  per step) or the ``in_process_executor`` the short jobs ask for.
+* unset, empty or ``local``: steps run on this machine. Jobs run with :data:`LOCAL_EXECUTOR` (one
+  process per step, as Dagster's default, but forked from a server that has imported Dagster and
+  the definitions once per run: a step starts in ~0.1 s instead of ~2 s) or the
+  ``in_process_executor`` the short jobs ask for.
 * ``k8s``: every asset job, the implicit job that automation, sensors and the UI's "Materialize"
   launch, and the short jobs use dagster-k8s's ``k8s_job_executor``: one Kubernetes Job (one pod)
   per step, each asking for the step's own CPU, memory and GPUs. ``definitions.py`` sets it as the
@@ -216,21 +218,31 @@ def _k8s_executor(project_root: str) -> dg.ExecutorDefinition:
     )
 
 
-def step_executor(local: dg.ExecutorDefinition | None = None) -> dg.ExecutorDefinition | None:
-    """The executor for a job: ``local`` (``None``: Dagster's default) unless the switch says
-    ``k8s``, then ``k8s_job_executor`` with every step's requests (one definition, shared)."""
+#: The local executor of every job that names none (automation's and the UI's runs among them):
+#: Dagster's ``multi_or_in_process_executor`` whose multiprocess side starts steps with
+#: ``forkserver`` (Dagster's own option; the server preloads the code location's module). In a
+#: batched run of ``probabilities`` -> ``ethograms`` -> ``misses`` that saves two process starts
+#: with their imports of Dagster and the definitions (docs/dagster.md, "Many recordings").
+LOCAL_EXECUTOR = dg.multi_or_in_process_executor.configured(
+    {"multiprocess": {"start_method": {"forkserver": {}}}}, name="multiprocess_forkserver")
+
+
+def step_executor(local: dg.ExecutorDefinition | None = LOCAL_EXECUTOR) -> dg.ExecutorDefinition | None:
+    """The executor for a job: ``local`` (:data:`LOCAL_EXECUTOR` unless the job names its own)
+    unless the switch says ``k8s``, then ``k8s_job_executor`` with every step's requests (one
+    definition, shared)."""
     if executor_setting() == "local":
         return local
     return _k8s_executor(str(project_from_env().root))
 
 
 def with_step_executor(defs: dg.Definitions) -> dg.Definitions:
-    """``defs`` unchanged locally; with the switch on, the k8s executor as its default executor
+    """``defs`` with :data:`LOCAL_EXECUTOR` as its default executor; with the switch on, the k8s executor
     (for every job that names none, and for the runs automation and sensors launch), after
     checking that each configured step is one of its assets."""
     executor = step_executor()
-    if executor is None:
-        return defs
+    if executor is LOCAL_EXECUTOR:
+        return dg.Definitions.merge(defs, dg.Definitions(executor=executor))
     settings = read_compute_settings(project_from_env())
     ops = {assets.node_def.name for assets in defs.resolve_asset_graph().assets_defs if assets.is_executable}
     unknown = sorted(set(settings.steps) - ops)

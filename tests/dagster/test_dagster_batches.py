@@ -82,6 +82,16 @@ def test_a_batched_run_gives_each_recording_its_own_metadata_and_one_check_per_b
         assert detected[key]["dagster/row_count"].value >= 1
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 2 and all(c.passed and "all 3 recordings" in c.description for c in checks)
+    # what the step says about each recording is on that recording's materialisation ...
+    for key in KEYS:
+        assert key in detected[key]["log"].value and "detected" in detected[key]["log"].value, detected[key]["log"]
+    # ... and the run's log carries progress (first and last recording here: the batch takes
+    # well under PROGRESS_EVERY_S), not one event per recording and step
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)
+                if entry.dagster_event is None and entry.step_key == "detections"]
+    progress = [m for m in messages if m.startswith("[")]
+    assert progress == [m for m in progress if m.startswith(("[1/3] r0.wav", "[3/3] r2.wav"))] and len(progress) == 2, messages
+    assert not any("r1.wav" in m for m in messages), messages
 
 
 def test_a_failing_recording_in_a_batched_run_fails_only_its_own_partition(project, project_resource, instance):

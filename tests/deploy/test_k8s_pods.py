@@ -258,8 +258,8 @@ def test_jobs_that_name_their_executor_switch_too_and_local_runs_are_unchanged(t
             "'find_misses_job', 'train_model_job')], defs.resolve_implicit_global_asset_job_def().executor_def.name)")
     env = {k: v for k, v in os.environ.items() if k != EXECUTOR_ENV} | {PROJECT_ENV: str(tmp_path)}
     local = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert local.stdout.split() == ["in_process", "in_process", "multi_or_in_process_executor",
-                                    "multi_or_in_process_executor"], local.stderr
+    assert local.stdout.split() == ["in_process", "in_process", "multiprocess_forkserver",
+                                    "multiprocess_forkserver"], local.stderr
     k8s = subprocess.run([sys.executable, "-c", code], env=env | {EXECUTOR_ENV: "k8s"}, capture_output=True,
                          text=True, timeout=120)
     assert k8s.stdout.split() == ["k8s_job_executor"] * 4, k8s.stderr

@@ -55,7 +55,7 @@ def annotations(context: dg.AssetExecutionContext, project: ProjectResource):
     (the annotator saves there), so ``ground_truth`` follows and the model shows as stale.
     Many recordings run in batches, one partition each (``songexplorer_dagster.batches``).
     """
-    yield from per_recording(context, lambda key: _annotations_one(context, project, key), what="annotations read")
+    yield from per_recording(context, lambda key, step: _annotations_one(step, project, key), what="annotations read")
 
 
 def _annotations_one(context: dg.AssetExecutionContext, project: ProjectResource, key: str) -> dict:

@@ -157,7 +157,7 @@ def detections(context: dg.AssetExecutionContext, config: DetectionConfig, proje
     recordings that fail them.
     """
     params = config.to_params()
-    yield from per_recording(context, lambda key: _detect_one(context, config, params, project, key),
+    yield from per_recording(context, lambda key, step: _detect_one(step, config, params, project, key),
                              what="detected")
 
 

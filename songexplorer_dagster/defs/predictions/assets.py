@@ -48,7 +48,7 @@ def probabilities(
     compute.configure(context.log)
     paths = project.project()
     version, bundle = mlflow.champion_bundle(paths)
-    yield from per_recording(context, lambda key: _classify_one(context, project, paths, key, version, bundle),
+    yield from per_recording(context, lambda key, step: _classify_one(step, project, paths, key, version, bundle),
                              what=f"classified by v{version}")
 
 
@@ -130,7 +130,7 @@ def ethograms(context: dg.AssetExecutionContext, project: ProjectResource, ethog
     batches, one partition each (``songexplorer_dagster.batches``).
     """
     paths = project.project()
-    yield from per_recording(context, lambda key: _ethogram_one(context, project, ethogram, paths, key),
+    yield from per_recording(context, lambda key, step: _ethogram_one(step, project, ethogram, paths, key),
                              what="ethogram written")
 
 

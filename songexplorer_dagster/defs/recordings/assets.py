@@ -31,7 +31,7 @@ def recordings(context: dg.AssetExecutionContext, project: ProjectResource):
     channels and tics are the metadata. The recording itself is never modified. Many
     recordings run in batches, one partition each (``songexplorer_dagster.batches``).
     """
-    yield from per_recording(context, lambda key: _check_one(context, project, key), what="checked")
+    yield from per_recording(context, lambda key, step: _check_one(step, project, key), what="checked")
 
 
 def _check_one(context: dg.AssetExecutionContext, project: ProjectResource, key: str) -> dict:

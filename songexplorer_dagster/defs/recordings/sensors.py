@@ -45,7 +45,9 @@ import dagster as dg
 
 from songexplorer_core.audio import RecordingError, check_recording, recording_info, source_file
 from songexplorer_core.project import ProjectError, recording_relpath
-from songexplorer_dagster.batches import PARTITIONS_PER_RUN
+from songexplorer_dagster.batches import (  # noqa: F401 (the range tags: what tests and users import from here)
+    ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITIONS_PER_RUN, contiguous_batches, range_tags,
+)
 from songexplorer_dagster.defs.resources import ProjectResource
 from songexplorer_dagster.partitions import recordings_partitions
 
@@ -57,10 +59,6 @@ BAD_FILE_SETTLE_TICKS = 4
 #: Names listed per category in a skip reason before "and N more".
 LISTED_NAMES = 10
 CURSOR_VERSION = 1
-#: The run tags that make a run of a partitioned job cover a range of partition keys (what a
-#: backfill with a single-run policy launches; Dagster's ``dagster/asset_partition_range_*``).
-ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 Signature = tuple[int, int]  #: (size in bytes, mtime in ns) of a file
 
@@ -216,17 +214,7 @@ def batched_run_requests(run: Mapping[str, int], order: Sequence[str], *, alone:
     run over their partition-key range, up to ``per_run`` each (``run_key``
     ``<first>..<last>@<digest of every key@mtime_ns>``), so many new WAVs start one process,
     not one each (``songexplorer_dagster.batches``)."""
-    position = {key: index for index, key in enumerate(order)}
-    keys = sorted(run, key=lambda key: position.get(key, len(position)))
-    groups: list[list[str]] = []
-    for key in keys:
-        last = groups[-1] if groups else None
-        if (last is not None and len(last) < per_run and key in position and last[-1] in position
-                and key not in alone and last[-1] not in alone
-                and position[key] == position[last[-1]] + 1):
-            last.append(key)
-        else:
-            groups.append([key])
+    groups = contiguous_batches(run, order, alone=alone, per_run=per_run)
     requests = []
     for group in groups:
         if len(group) == 1:
@@ -235,7 +223,7 @@ def batched_run_requests(run: Mapping[str, int], order: Sequence[str], *, alone:
         digest = hashlib.sha1("\n".join(f"{key}@{run[key]}" for key in group).encode()).hexdigest()[:16]
         requests.append(dg.RunRequest(
             run_key=f"{group[0]}..{group[-1]}@{digest}",
-            tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1]}))
+            tags=range_tags(group)))
     return requests
 
 

@@ -51,7 +51,7 @@ def misses(context: dg.AssetExecutionContext, config: MissesConfig, project: Pro
     SongExplorer's ``<wav>-missed.csv`` under ``outputs/missed/<dir>/`` and
     ``outputs/misses/<key>.parquet``; the total missed time in seconds is in the metadata.
     Many recordings run in batches, one partition each (``songexplorer_dagster.batches``)."""
-    yield from per_recording(context, lambda key: _misses_one(context, config, project, key), what="misses found")
+    yield from per_recording(context, lambda key, step: _misses_one(step, config, project, key), what="misses found")
 
 
 def _misses_one(context: dg.AssetExecutionContext, config: MissesConfig, project: ProjectResource, key: str) -> dict:
