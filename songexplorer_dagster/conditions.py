@@ -37,3 +37,13 @@ def eager_over_recordings(awaited: list[str]) -> dg.AutomationCondition:
     partition of ``awaited`` is on its way (``coming``). Partitions that cannot come are ignored."""
     return (AC.eager().without(~AC.any_deps_missing()) & some_of_every_dep()
             & ~coming(awaited)).with_label("eager over the recordings that can be made")
+
+
+def eager_except_for_new_models() -> dg.AutomationCondition:
+    """``eager()`` for ``probabilities``, except that a new ``trained_model`` does not trigger it:
+    ``new_model_sensor`` re-classifies every recording then, in batched runs that go straight to
+    the run queue (automation's request would wait for the backfill daemon). It still never runs
+    before a model exists, and still classifies a new or changed recording by itself."""
+    model = dg.AssetSelection.assets("trained_model")
+    return (AC.eager().ignore(model) & ~AC.any_deps_match(AC.missing()).allow(model)).with_label(
+        "eager, but a new model is new_model_sensor's")

@@ -76,3 +76,41 @@ def test_recordings_a_run_already_plans_with_the_new_model_are_left_to_it(instan
     planned(instance, ["d.wav"], status=DagsterRunStatus.FAILURE)
     result = tick(instance)
     assert runs(result) == [("a.wav", "a.wav", sorted(RECLASSIFIED)), ("d.wav", "e.wav", sorted(RECLASSIFIED))]
+
+
+def test_a_new_models_recordings_are_shared_by_the_runs_the_queue_lets_go_at_once():
+    from songexplorer_dagster.defs.predictions.sensors import recordings_per_run
+
+    assert recordings_per_run(100, 2) == 50  # two runs: one classifies while the other writes ethograms
+    assert recordings_per_run(1000, 2) == 250  # never more than PARTITIONS_PER_RUN
+    assert recordings_per_run(30, 2) == 20 and recordings_per_run(5, 8) == 20  # never tiny runs
+    assert recordings_per_run(30, 1) == 30
+
+
+def requested(result, asset: str) -> set:
+    return set(result.get_requested_partitions(dg.AssetKey(asset)))
+
+
+def test_automation_classifies_new_recordings_and_leaves_a_new_model_to_the_sensor(instance):
+    selection = dg.AssetSelection.assets("probabilities")
+
+    def evaluate(cursor):
+        return dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                 cursor=cursor)
+
+    result = evaluate(None)  # the daemon's first tick, before any recording
+    instance.add_dynamic_partitions(recordings_partitions.name, KEYS[:2])
+    record(instance, "recordings", KEYS[:2])
+    result = evaluate(result.cursor)
+    assert requested(result, "probabilities") == set()  # no model yet
+    record(instance, "trained_model")
+    result = evaluate(result.cursor)
+    assert requested(result, "probabilities") == set(KEYS[:2])  # new recordings waiting for a model
+    record(instance, "probabilities", KEYS[:2])
+    record(instance, "trained_model")
+    result = evaluate(result.cursor)
+    assert requested(result, "probabilities") == set()  # a new model: new_model_sensor's
+    instance.add_dynamic_partitions(recordings_partitions.name, ["c.wav"])
+    record(instance, "recordings", ["c.wav"])
+    result = evaluate(result.cursor)
+    assert requested(result, "probabilities") == {"c.wav"}  # a new recording: automation's

@@ -13,6 +13,7 @@ from songexplorer_dagster.batches import RECORDINGS_BACKFILL, per_recording
 from songexplorer_dagster.constants import GPU_POOL, PREVIEW_ROWS
 from songexplorer_dagster.failures import fails_clearly
 from songexplorer_dagster.defs.resources import ComputeResource, EthogramResource, MlflowResource, ProjectResource
+from songexplorer_dagster.conditions import eager_except_for_new_models
 from songexplorer_dagster.metadata import annotator_link, intervals_preview, png_markdown
 from songexplorer_dagster.partitions import recordings_partitions
 
@@ -23,7 +24,7 @@ from songexplorer_dagster.partitions import recordings_partitions
     group_name="predictions",
     kinds={"tensorflow", "numpy", "wav"},
     pool=GPU_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=eager_except_for_new_models(),
     backfill_policy=RECORDINGS_BACKFILL,
 )
 @fails_clearly
@@ -36,7 +37,8 @@ def probabilities(
     ``<wav>-classify.json`` naming the model (version, folder, digest) and each file's digest,
     written last (the ethogram refuses a set a kill left half-written).
 
-    Automated: a new recording, or a new champion, gets probabilities without anyone asking.
+    Automated: a new recording gets probabilities without anyone asking (automation), and a new
+    model re-classifies every recording (``new_model_sensor``: batched runs straight to the queue).
     When the gate refused a new model the champion is unchanged, and the files that version made
     are reused (metadata ``reused``) instead of classifying again. In the ``gpu`` pool.
 
