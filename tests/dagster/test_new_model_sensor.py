@@ -78,15 +78,6 @@ def test_recordings_a_run_already_plans_with_the_new_model_are_left_to_it(instan
     assert runs(result) == [("a.wav", "a.wav", sorted(RECLASSIFIED)), ("d.wav", "e.wav", sorted(RECLASSIFIED))]
 
 
-def test_a_new_models_recordings_are_shared_by_the_runs_the_queue_lets_go_at_once():
-    from songexplorer_dagster.defs.predictions.sensors import recordings_per_run
-
-    assert recordings_per_run(100, 2) == 50  # two runs: one classifies while the other writes ethograms
-    assert recordings_per_run(1000, 2) == 250  # never more than PARTITIONS_PER_RUN
-    assert recordings_per_run(30, 2) == 20 and recordings_per_run(5, 8) == 20  # never tiny runs
-    assert recordings_per_run(30, 1) == 30
-
-
 def requested(result, asset: str) -> set:
     return set(result.get_requested_partitions(dg.AssetKey(asset)))
 

@@ -18,10 +18,11 @@ planned after the model, and waits while a backfill of ``probabilities`` request
 is under way. (Both evaluating in the same instant can ask twice: the work is done twice, the
 result is the same.)
 
-The runs share the machine: a new model's recordings are cut into at least as many runs as the
-run queue lets go at once (``max_concurrent_runs``: ``songexplorer init`` sets half the cores), but
-no fewer than :data:`MIN_PARTITIONS_PER_RUN` recordings each, so the single-threaded ethogram and
-misses steps of one run overlap another run's classification.
+Runs hold up to ``PARTITIONS_PER_RUN`` recordings each. Spreading 100 recordings over two runs
+(one per run the queue lets go at once) was measured slower, not faster: both runs' ``probabilities``
+steps are in the ``gpu`` pool, so the queue held the second run until the first one's
+classification ended, and each run paid its own start, TensorFlow import and model load
+(docs/dagster.md, "Many recordings").
 
 Asked for: recordings whose ``recordings`` partition is materialised (the WAV passed its check)
 and whose latest ``probabilities`` came before the newest ``trained_model``, or never came. The
@@ -29,35 +30,19 @@ cursor is the newest ``trained_model`` materialisation handled, and each run's `
 it, so a tick never asks twice.
 """
 
-import math
-
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-from songexplorer_dagster.batches import PARTITIONS_PER_RUN, contiguous_batches, range_tags
+from songexplorer_dagster.batches import contiguous_batches, range_tags
 from songexplorer_dagster.partitions import recordings_partitions
 
 #: What a new model makes stale in every recording, in one run per batch.
 RECLASSIFIED = ["probabilities", "ethograms", "misses"]
 MODEL = dg.AssetKey("trained_model")
 PROBABILITIES = dg.AssetKey("probabilities")
-#: The fewest recordings a run is given when a new model's work is spread over several runs.
-MIN_PARTITIONS_PER_RUN = 20
 #: Seconds between ticks (each a couple of event-log queries).
 MINIMUM_INTERVAL_S = 5
-
-
-def runs_at_once(instance: dg.DagsterInstance) -> int:
-    """How many runs the instance's queue lets go at once (1 when it says no limit or has no queue)."""
-    queue = instance.get_concurrency_config().run_queue_config
-    return queue.max_concurrent_runs if queue is not None and queue.max_concurrent_runs > 0 else 1
-
-
-def recordings_per_run(nrecordings: int, nruns: int) -> int:
-    """Recordings per run for ``nrecordings`` shared by ``nruns`` runs at once: an even share, at
-    least :data:`MIN_PARTITIONS_PER_RUN`, at most ``PARTITIONS_PER_RUN``."""
-    return min(PARTITIONS_PER_RUN, max(MIN_PARTITIONS_PER_RUN, math.ceil(nrecordings / max(nruns, 1))))
 
 
 def stale_recordings(instance: dg.DagsterInstance, model_storage_id: int) -> list[str]:
@@ -114,8 +99,7 @@ def new_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     requests = [dg.RunRequest(asset_selection=[dg.AssetKey(a) for a in RECLASSIFIED],
                               run_key=f"model@{model}:{batch[0]}..{batch[-1]}",
                               **({"partition_key": batch[0]} if len(batch) == 1 else {"tags": range_tags(batch)}))
-                for batch in contiguous_batches(stale, order, per_run=recordings_per_run(
-                    len(stale), runs_at_once(context.instance)))]
+                for batch in contiguous_batches(stale, order)]
     context.log.info(f"trained_model materialisation {model}: {len(stale)} recording(s) to re-classify in "
                      f"{len(requests)} run(s)" + (f"; {len(under_way)} already under way" if under_way else ""))
     return dg.SensorResult(run_requests=requests, cursor=str(model))
