@@ -4,7 +4,8 @@
 
 * unset, empty or ``local``: steps run on this machine. Jobs run with :data:`LOCAL_EXECUTOR` (one
   process per step, as Dagster's default, but forked from a server that has imported Dagster and
-  the definitions once per run: a step starts in ~0.1 s instead of ~2 s) or the
+  the definitions once per run: 1.5-2.5 s from one step's end to the next one's start in a batched
+  run, 3-6 s with Dagster's ``spawn``; docs/dagster.md, "Many recordings") or the
   ``in_process_executor`` the short jobs ask for.
 * ``k8s``: every asset job, the implicit job that automation, sensors and the UI's "Materialize"
   launch, and the short jobs use dagster-k8s's ``k8s_job_executor``: one Kubernetes Job (one pod)
