@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from dagster_test_helpers import RATE
+from dagster_test_helpers import RATE, project_instance_overrides
 from songexplorer_core.project import ProjectSettings, init_project
 from songexplorer_dagster.defs.resources import ProjectResource
 
@@ -21,8 +21,9 @@ def project_resource(project):
 
 @pytest.fixture
 def instance(tmp_path):
-    """A Dagster instance with SQLite storage in a temporary folder (one per test)."""
+    """A Dagster instance with SQLite storage in a temporary folder (one per test), with a
+    project's event log storage."""
     home = tmp_path / "instance"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with dg.instance_for_test(temp_dir=str(home), overrides=project_instance_overrides(home)) as instance:
         yield instance

@@ -28,3 +28,11 @@ def write_wav(path: Path, samples, rate: int = RATE) -> Path:
 def files_under(folder: Path) -> list[Path]:
     """Every file (not folder) below ``folder``."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def project_instance_overrides(home: Path) -> dict:
+    """``instance_for_test`` overrides giving a test instance the event log storage a project's
+    instance has (``songexplorer_core/templates/dagster.yaml``)."""
+    return {"event_log_storage": {"module": "songexplorer_dagster.sqlite_event_log",
+                                  "class": "BatchedSqliteEventLogStorage",
+                                  "config": {"base_dir": str(Path(home) / "history" / "runs")}}}

@@ -9,7 +9,7 @@ only its own partition, with its message, while the others are materialised.
 import dagster as dg
 import pytest
 
-from dagster_test_helpers import write_synth_song
+from dagster_test_helpers import project_instance_overrides, write_synth_song
 from songexplorer_core.classify import clear_classifier_cache
 from songexplorer_core.demo import make_demo_project
 from songexplorer_dagster.batches import PARTITIONS_PER_RUN, RECORDINGS_BACKFILL
@@ -132,7 +132,8 @@ def classified(tmp_path_factory):
                  "ethogram": EthogramResource()}
     keys = ["demo-1.wav", "demo-2.wav", "demo-3.wav"]
     (root / "instance").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "instance")) as instance:
+    with dg.instance_for_test(temp_dir=str(root / "instance"),
+                              overrides=project_instance_overrides(root / "instance")) as instance:
         instance.add_dynamic_partitions(recordings_partitions.name, keys)
         assert dg.materialize([recordings, detections, annotations], instance=instance, resources=resources,
                               tags=over(keys)).success
