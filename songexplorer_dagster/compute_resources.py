@@ -219,13 +219,32 @@ def _k8s_executor(project_root: str) -> dg.ExecutorDefinition:
     )
 
 
+def _local_executor_config(config: dict) -> dict:
+    if config["in_process"]:
+        return {"in_process": {}}
+    return {"multiprocess": {"start_method": {"forkserver": {}}}}
+
+
 #: The local executor of every job that names none (automation's and the UI's runs among them):
 #: Dagster's ``multi_or_in_process_executor`` whose multiprocess side starts steps with
 #: ``forkserver`` (Dagster's own option; the server preloads the code location's module). In a
 #: batched run of ``probabilities`` -> ``ethograms`` -> ``misses`` that saves two process starts
 #: with their imports of Dagster and the definitions (docs/dagster.md, "Many recordings").
+#: A run whose config says ``execution: {config: {in_process: true}}`` (:func:`chained_run_config`)
+#: runs its steps one after the other in the run's own process instead.
 LOCAL_EXECUTOR = dg.multi_or_in_process_executor.configured(
-    {"multiprocess": {"start_method": {"forkserver": {}}}}, name="multiprocess_forkserver")
+    _local_executor_config, name="multiprocess_forkserver",
+    config_schema={"in_process": dg.Field(bool, default_value=False, description=(
+        "Run the steps one after the other in the run's process (no process per step): for a "
+        "chain of steps, such as a batch of recordings' probabilities -> ethograms -> misses"))})
+
+
+def chained_run_config() -> dict:
+    """Run config for a run whose steps form one chain (each waits for the one before, so a
+    process per step buys no parallelism): locally, its steps run in the run's own process, where
+    TensorFlow is imported and the model loaded once, and no step waits ~2 s for a process
+    (docs/dagster.md, "Many recordings"); on Kubernetes each step keeps its own pod."""
+    return {"execution": {"config": {"in_process": True}}} if executor_setting() == "local" else {}
 
 
 def step_executor(local: dg.ExecutorDefinition | None = LOCAL_EXECUTOR) -> dg.ExecutorDefinition | None:

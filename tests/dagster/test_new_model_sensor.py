@@ -53,6 +53,8 @@ def test_a_new_model_asks_once_for_every_checked_recording_in_runs_over_ranges(i
     # c.wav ends the range a..b (a range covers every key between its ends)
     assert runs(first) == [("a.wav", "b.wav", assets), ("d.wav", "e.wav", assets)]
     assert len({r.run_key for r in first.run_requests}) == 2
+    # probabilities -> ethograms -> misses is a chain: its steps share the run's process locally
+    assert all(r.run_config == {"execution": {"config": {"in_process": True}}} for r in first.run_requests)
     again = tick(instance, first.cursor)
     assert isinstance(again, dg.SkipReason) and "already handled" in again.skip_message
     record(instance, "probabilities", ["a.wav", "b.wav", "d.wav", "e.wav"])

@@ -35,6 +35,7 @@ from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from songexplorer_dagster.batches import contiguous_batches, range_tags
+from songexplorer_dagster.compute_resources import chained_run_config
 from songexplorer_dagster.partitions import recordings_partitions
 
 #: What a new model makes stale in every recording, in one run per batch.
@@ -97,7 +98,7 @@ def new_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     under_way = recordings_under_way(context.instance, model)
     stale = [key for key in stale_recordings(context.instance, model) if key not in under_way]
     requests = [dg.RunRequest(asset_selection=[dg.AssetKey(a) for a in RECLASSIFIED],
-                              run_key=f"model@{model}:{batch[0]}..{batch[-1]}",
+                              run_key=f"model@{model}:{batch[0]}..{batch[-1]}", run_config=chained_run_config(),
                               **({"partition_key": batch[0]} if len(batch) == 1 else {"tags": range_tags(batch)}))
                 for batch in contiguous_batches(stale, order)]
     context.log.info(f"trained_model materialisation {model}: {len(stale)} recording(s) to re-classify in "
